@@ -1,0 +1,215 @@
+"""MaskRCNN: build the Keras graph, detect, load and save weights.
+
+The graph reads like the paper: backbone -> FPN -> RPN -> proposals -> classifier head ->
+detections -> mask head. Each stage lives in its own module; this file only composes them.
+
+Shape shorthand: B images, A anchors (all levels), K = min(PRE_NMS_LIMIT, A), R proposals
+(POST_NMS_ROIS_*), D = DETECTION_MAX_INSTANCES, C = NUM_CLASSES.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mrcnn import imaging
+from mrcnn.anchors import get_anchors
+from mrcnn.config import Config
+
+log = logging.getLogger(__name__)
+
+# Names of the inference graph's outputs, in the order the Keras model returns them.
+INFERENCE_OUTPUTS = (
+    "detections",             # (B, D, 6) normalized y1, x1, y2, x2, class_id, score; zero rows pad
+    "detection_roi_indices",  # (B, D) int32 row of rpn_rois each detection came from, -1 pads
+    "mrcnn_class",            # (B, R, C) class probabilities per proposal
+    "mrcnn_bbox",             # (B, R, C, 4) class-specific deltas (divided by BBOX_STD_DEV)
+    "mrcnn_mask",             # (B, D, 28, 28, C) mask probabilities per detection and class
+    "rpn_rois",               # (B, R, 4) normalized proposals after NMS, zero rows pad
+    "rpn_class",              # (B, A, 2) background / foreground probabilities per anchor
+    "rpn_bbox",               # (B, A, 4) anchor deltas (divided by RPN_BBOX_STD_DEV)
+    "pre_nms_boxes",          # (B, K, 4) normalized refined + clipped top-K anchors
+    "pre_nms_anchor_indices", # (B, K) int32 anchor index of each pre-NMS box
+    "pre_nms_scores",         # (B, K) foreground score of each pre-NMS box
+    "post_nms_indices",       # (B, R) int32 pre-NMS row of each proposal, -1 pads
+)
+
+
+def build_inference_graph(config: Config):
+    """The inference keras.Model: (image, image_meta, anchors) -> dict of INFERENCE_OUTPUTS."""
+    import keras
+
+    from mrcnn.backbone import build_backbone
+    from mrcnn.fpn import build_fpn
+    from mrcnn.heads import build_fpn_mask_graph, fpn_classifier_graph
+    from mrcnn.layers.detection import DetectionLayer
+    from mrcnn.layers.proposal import ProposalLayer
+    from mrcnn.rpn import apply_rpn, build_rpn_model
+
+    image_shape = _graph_image_shape(config)
+    input_image = keras.Input(shape=image_shape, name="input_image")
+    input_image_meta = keras.Input(shape=(config.IMAGE_META_SIZE,), name="input_image_meta")
+    input_anchors = keras.Input(shape=(None, 4), name="input_anchors")
+
+    c2, c3, c4, c5 = build_backbone(input_image, config)
+    p2, p3, p4, p5, p6 = build_fpn(c2, c3, c4, c5, config.TOP_DOWN_PYRAMID_SIZE)
+    rpn_feature_maps = [p2, p3, p4, p5, p6]
+    mrcnn_feature_maps = [p2, p3, p4, p5]
+
+    rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS),
+                          config.TOP_DOWN_PYRAMID_SIZE)
+    _, rpn_class, rpn_bbox = apply_rpn(rpn, rpn_feature_maps)
+
+    proposals = ProposalLayer(
+        proposal_count=config.POST_NMS_ROIS_INFERENCE,
+        nms_threshold=config.RPN_NMS_THRESHOLD,
+        pre_nms_limit=config.PRE_NMS_LIMIT,
+        rpn_bbox_std_dev=np.asarray(config.RPN_BBOX_STD_DEV).tolist(),
+        name="ROI",
+    )([rpn_class, rpn_bbox, input_anchors])
+    rpn_rois, pre_nms_boxes, pre_nms_anchor_indices, post_nms_indices, pre_nms_scores = proposals
+
+    _, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
+        rpn_rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
+        train_bn=config.TRAIN_BN, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE)
+
+    detections, detection_roi_indices = DetectionLayer(
+        detection_max_instances=config.DETECTION_MAX_INSTANCES,
+        detection_min_confidence=config.DETECTION_MIN_CONFIDENCE,
+        detection_nms_threshold=config.DETECTION_NMS_THRESHOLD,
+        bbox_std_dev=np.asarray(config.BBOX_STD_DEV).tolist(),
+        name="mrcnn_detection",
+    )([rpn_rois, mrcnn_class, mrcnn_bbox, input_image_meta])
+
+    # The mask head runs on the final detections only (as matterport), not on all proposals.
+    detection_boxes = keras.layers.Lambda(lambda d: d[..., :4], name="detection_boxes",
+                                          output_shape=(config.DETECTION_MAX_INSTANCES, 4))(detections)
+    mrcnn_mask = build_fpn_mask_graph(detection_boxes, mrcnn_feature_maps, input_image_meta,
+                                      config.MASK_POOL_SIZE, config.NUM_CLASSES,
+                                      train_bn=config.TRAIN_BN)
+
+    values = (detections, detection_roi_indices, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois,
+              rpn_class, rpn_bbox, pre_nms_boxes, pre_nms_anchor_indices, pre_nms_scores,
+              post_nms_indices)
+    outputs = dict(zip(INFERENCE_OUTPUTS, values))
+    return keras.Model([input_image, input_image_meta, input_anchors], outputs, name="mask_rcnn")
+
+
+def _graph_image_shape(config: Config):
+    """Static (H, W, C) when every molded image has the same size, else (None, None, C)."""
+    if config.IMAGE_RESIZE_MODE in ("square", "crop"):
+        return tuple(int(v) for v in config.IMAGE_SHAPE)
+    return (None, None, config.IMAGE_CHANNEL_COUNT)
+
+
+class MaskRCNN:
+    """Mask R-CNN with matterport's public API: ``MaskRCNN(mode, config, model_dir)``."""
+
+    def __init__(self, mode: str, config: Config, model_dir=None):
+        if mode not in ("inference", "training"):
+            raise ValueError(f"mode must be 'inference' or 'training', got {mode!r}")
+        self.mode = mode
+        self.config = config.validate()
+        self.model_dir = Path(model_dir) if model_dir is not None else Path("logs")
+        if mode == "inference":
+            self.keras_model = build_inference_graph(config)
+        else:
+            from mrcnn.training import build_training_model
+
+            self.keras_model = build_training_model(config)
+        self._predict_fn = None
+
+    # ---- inference -------------------------------------------------------------------------
+
+    def predict_molded(self, molded_images, image_metas, anchors) -> dict:
+        """Run the compiled graph on molded inputs; returns INFERENCE_OUTPUTS as numpy arrays."""
+        self._require_mode("inference", "predict_molded")
+        if self._predict_fn is None:
+            self._predict_fn = self._compile_predict()
+        outputs = self._predict_fn(np.asarray(molded_images, np.float32),
+                                   np.asarray(image_metas, np.float32),
+                                   np.asarray(anchors, np.float32))
+        return {k: v.numpy() for k, v in outputs.items()}
+
+    def _compile_predict(self):
+        """One tf.function with a fixed signature, so images of one shape never retrace it."""
+        import tensorflow as tf
+
+        height, width, channels = _graph_image_shape(self.config)
+        signature = [
+            tf.TensorSpec([None, height, width, channels], tf.float32),
+            tf.TensorSpec([None, self.config.IMAGE_META_SIZE], tf.float32),
+            tf.TensorSpec([None, None, 4], tf.float32),
+        ]
+        model = self.keras_model
+
+        @tf.function(input_signature=signature)
+        def predict(images, metas, anchors):
+            return model([images, metas, anchors], training=False)
+
+        return predict
+
+    def mold(self, images):
+        """Images (any size/channels/dtype) -> molded batch, metas, windows, anchors (normalized)."""
+        molded, metas, windows = imaging.mold_inputs(list(images), self.config)
+        anchors = get_anchors(self.config, molded[0].shape)
+        anchors = np.broadcast_to(anchors, (len(molded),) + anchors.shape)
+        return molded, metas, windows, anchors
+
+    def detect(self, images, verbose=0) -> list[dict]:
+        """Detect instances in a list of images.
+
+        Returns one dict per image with matterport's keys: ``rois`` [N, 4] int32 original-image
+        pixels (y1, x1, y2, x2), ``class_ids`` [N] int32, ``scores`` [N] float32 and ``masks``
+        [H, W, N] bool.
+        """
+        if isinstance(images, np.ndarray) and images.ndim in (2, 3):
+            raise ValueError("detect() takes a list of images; wrap a single image as [image]")
+        images = list(images)
+        if not images:
+            return []
+        results = []
+        batch = self.config.BATCH_SIZE
+        for start in range(0, len(images), batch):
+            chunk = images[start:start + batch]
+            results.extend(self._detect_batch(chunk))
+        if verbose:
+            log.info("detected %s instances in %d images",
+                     [len(r["class_ids"]) for r in results], len(images))
+        return results
+
+    def _detect_batch(self, images) -> list[dict]:
+        images = [imaging.to_model_channels(im, self.config.IMAGE_CHANNEL_COUNT, f"image {i}")
+                  for i, im in enumerate(images)]
+        molded, metas, windows, anchors = self.mold(images)
+        out = self.predict_molded(molded, metas, anchors)
+        results = []
+        for i, image in enumerate(images):
+            rois, class_ids, scores, masks, _ = imaging.unmold_detections(
+                out["detections"][i], out["mrcnn_mask"][i], image.shape, molded[i].shape, windows[i])
+            results.append({"rois": rois, "class_ids": class_ids, "scores": scores, "masks": masks})
+        return results
+
+    # ---- weights ---------------------------------------------------------------------------
+
+    def load_weights(self, filepath, by_name=True, exclude=None):
+        """Load HDF5 weights (matterport's or ours) by layer name; returns a WeightsReport."""
+        from mrcnn.weights import load_weights
+
+        report = load_weights(self.keras_model, filepath, by_name=by_name, exclude=exclude)
+        log.info("%s", report)
+        return report
+
+    def save_weights(self, filepath) -> None:
+        """Save weights in matterport's HDF5 layout (atomic write)."""
+        from mrcnn.weights import save_weights
+
+        os.makedirs(Path(filepath).parent, exist_ok=True)
+        save_weights(self.keras_model, filepath)
+
+    def _require_mode(self, mode, what):
+        if self.mode != mode:
+            raise RuntimeError(f"{what} needs a model built in {mode!r} mode, this one is {self.mode!r}")
