@@ -108,19 +108,25 @@ def _graph_image_shape(config: Config):
 class MaskRCNN:
     """Mask R-CNN with matterport's public API: ``MaskRCNN(mode, config, model_dir)``."""
 
-    def __init__(self, mode: str, config: Config, model_dir=None):
+    def __init__(self, mode: str, config: Config, model_dir=None, strategy=None):
         if mode not in ("inference", "training"):
             raise ValueError(f"mode must be 'inference' or 'training', got {mode!r}")
         self.mode = mode
         self.config = config.validate()
         self.model_dir = Path(model_dir) if model_dir is not None else Path("logs")
+        self.epoch = 0  # epochs completed (matterport's counter; train() continues from it)
+        self._predict_fn = None
         if mode == "inference":
             self.keras_model = build_inference_graph(config)
-        else:
-            from mrcnn.training import build_training_model
+            return
+        import tensorflow as tf
 
-            self.keras_model = build_training_model(config)
-        self._predict_fn = None
+        from mrcnn.training import MaskRCNNTrainer, build_training_graph
+
+        self.strategy = strategy or tf.distribute.get_strategy()
+        with self.strategy.scope():
+            self.keras_model = build_training_graph(config)
+            self.trainer = MaskRCNNTrainer(self.keras_model, config, name="mask_rcnn_trainer")
 
     # ---- inference -------------------------------------------------------------------------
 
@@ -192,6 +198,48 @@ class MaskRCNN:
                 out["detections"][i], out["mrcnn_mask"][i], image.shape, molded[i].shape, windows[i])
             results.append({"rois": rois, "class_ids": class_ids, "scores": scores, "masks": masks})
         return results
+
+    # ---- training --------------------------------------------------------------------------
+
+    def train(self, train_dataset, val_dataset, learning_rate, epochs, layers,
+              augmentation=None, custom_callbacks=None, verbose=0, seed=0):
+        """Train until epoch ``epochs`` (counted from 0, continuing from ``self.epoch``).
+
+        ``train_dataset`` / ``val_dataset``: mrcnn Dataset objects (turned into tf.data pipelines
+        with ``augmentation`` on the training side) or ready tf.data.Datasets of training inputs.
+        ``layers``: "heads", "3+", "4+", "5+", "all" or a regex of layer names.
+        Returns the keras History; per-epoch train and validation losses are in it.
+        """
+        self._require_mode("training", "train")
+        from mrcnn.training import make_optimizer, set_trainable
+
+        train_data = self._as_tf_dataset(train_dataset, augmentation, shuffle=True, seed=seed)
+        val_data = None
+        if val_dataset is not None:
+            val_data = self._as_tf_dataset(val_dataset, None, shuffle=False, seed=seed)
+        with self.strategy.scope():
+            trainable = set_trainable(self.keras_model, layers, self.config.TRAIN_BN)
+            self.trainer.compile(optimizer=make_optimizer(self.config, learning_rate))
+        log.info("training %d layers (%s) from epoch %d to %d at lr %g", len(trainable), layers,
+                 self.epoch, epochs, learning_rate)
+        history = self.trainer.fit(
+            train_data, initial_epoch=self.epoch, epochs=epochs,
+            steps_per_epoch=self.config.STEPS_PER_EPOCH,
+            validation_data=val_data,
+            validation_steps=self.config.VALIDATION_STEPS if val_data is not None else None,
+            callbacks=list(custom_callbacks or []), verbose=verbose)
+        self.epoch = max(self.epoch, epochs)
+        return history
+
+    def _as_tf_dataset(self, dataset, augmentation, shuffle, seed):
+        import tensorflow as tf
+
+        if isinstance(dataset, tf.data.Dataset):
+            return dataset
+        from mrcnn.data.pipeline import make_dataset
+
+        return make_dataset(dataset, self.config, shuffle=shuffle, augmentation=augmentation,
+                            repeat=True, seed=seed)
 
     # ---- weights ---------------------------------------------------------------------------
 

@@ -171,6 +171,42 @@ class Trace:
         return cls(stages=ordered, meta=meta)
 
 
+# ---- coordinates ---------------------------------------------------------------------------
+
+def _window_transform(image_meta):
+    """(shift [4], scale [4], pixel scale [4], pixel shift [4]) of normalized -> original mapping."""
+    molded_h, molded_w = (int(v) for v in image_meta["molded_shape"][:2])
+    height, width = (int(v) for v in image_meta["original_shape"][:2])
+    wy1, wx1, wy2, wx2 = (float(v) for v in image_meta["window"])
+    # The window in normalized coordinates of the molded image (matterport's norm_boxes).
+    ny1, nx1 = wy1 / (molded_h - 1), wx1 / (molded_w - 1)
+    ny2, nx2 = (wy2 - 1) / (molded_h - 1), (wx2 - 1) / (molded_w - 1)
+    shift = np.array([ny1, nx1, ny1, nx1])
+    scale = np.array([ny2 - ny1, nx2 - nx1, ny2 - ny1, nx2 - nx1])
+    pixel_scale = np.array([height - 1, width - 1, height - 1, width - 1], dtype=np.float64)
+    pixel_shift = np.array([0.0, 0.0, 1.0, 1.0])
+    return shift, scale, pixel_scale, pixel_shift
+
+
+def normalized_to_original(boxes, image_meta) -> np.ndarray:
+    """[N, 4] float32 original-image pixel boxes from boxes normalized to the molded image.
+
+    The mapping of ``unmold_detections`` without its rounding (window -> original image, then
+    matterport's ``denorm_boxes``), so every stage's boxes line up with ``detect()``'s ``rois``
+    (which are these values rounded). ``image_meta`` is ``Trace.meta["image_meta"]``.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    shift, scale, pixel_scale, pixel_shift = _window_transform(image_meta)
+    return (((boxes - shift) / scale) * pixel_scale + pixel_shift).astype(np.float32)
+
+
+def original_to_normalized(boxes, image_meta) -> np.ndarray:
+    """[N, 4] float32 boxes normalized to the molded image; inverse of ``normalized_to_original``."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    shift, scale, pixel_scale, pixel_shift = _window_transform(image_meta)
+    return (((boxes - pixel_shift) / pixel_scale) * scale + shift).astype(np.float32)
+
+
 def _json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()

@@ -1,0 +1,264 @@
+"""Training graph and the keras.Model that trains it (five losses + weight decay).
+
+``build_training_graph`` composes the same named layers as the inference graph (so weights move
+between them by name) with the DetectionTargetLayer in place of the DetectionLayer. The trainer,
+``MaskRCNNTrainer``, is a keras.Model subclass whose ``train_step`` computes the losses, adds L2
+weight decay, and applies SGD with momentum and global-norm clipping; it runs unchanged under
+``tf.distribute`` strategies.
+
+Shape shorthand: B images, A anchors, R = RPN_TRAIN_ANCHORS_PER_IMAGE, G = MAX_GT_INSTANCES,
+T = TRAIN_ROIS_PER_IMAGE, C = NUM_CLASSES, (mh, mw) = MINI_MASK_SHAPE or the image size.
+"""
+
+from __future__ import annotations
+
+import re
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mrcnn import losses as L
+from mrcnn.anchors import get_anchors
+from mrcnn.backbone import build_backbone
+from mrcnn.boxes import norm_boxes_tf
+from mrcnn.config import Config
+from mrcnn.fpn import build_fpn
+from mrcnn.heads import build_fpn_mask_graph, fpn_classifier_graph
+from mrcnn.imaging import parse_image_meta_tf
+from mrcnn.layers.detection_targets import DetectionTargetLayer
+from mrcnn.layers.proposal import ProposalLayer
+from mrcnn.rpn import apply_rpn, build_rpn_model
+
+LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
+              "mrcnn_mask_loss")
+
+# Layer-name regexes for the `layers` argument of train(), as in matterport.
+_HEADS = r"(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)"
+LAYER_REGEX = {
+    "heads": _HEADS,
+    "3+": r"(res3.*)|(bn3.*)|(res4.*)|(bn4.*)|(res5.*)|(bn5.*)|" + _HEADS,
+    "4+": r"(res4.*)|(bn4.*)|(res5.*)|(bn5.*)|" + _HEADS,
+    "5+": r"(res5.*)|(bn5.*)|" + _HEADS,
+    "all": ".*",
+}
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class NormalizeBoxes(keras.layers.Layer):
+    """Pixel boxes (B, N, 4) of the molded image -> normalized boxes; zero padding stays zero."""
+
+    def call(self, boxes, image):
+        normalized = norm_boxes_tf(tf.cast(boxes, tf.float32), tf.shape(image)[1:3])
+        is_padding = tf.reduce_all(tf.equal(boxes, 0), axis=-1, keepdims=True)
+        return tf.where(is_padding, tf.zeros_like(normalized), normalized)
+
+    def compute_output_shape(self, boxes_shape, image_shape=None):
+        return boxes_shape
+
+
+def graph_input_specs(config: Config) -> dict:
+    """Name -> (shape without batch, dtype) of the training graph's inputs."""
+    height, width, channels = _image_shape(config)
+    if config.USE_MINI_MASK:
+        mask_h, mask_w = config.MINI_MASK_SHAPE
+    else:
+        mask_h, mask_w = height, width
+    return {
+        "input_image": ((height, width, channels), "float32"),
+        "input_image_meta": ((config.IMAGE_META_SIZE,), "float32"),
+        "input_anchors": ((None, 4), "float32"),
+        "input_gt_class_ids": ((None,), "int32"),
+        "input_gt_boxes": ((None, 4), "float32"),
+        "input_gt_masks": ((mask_h, mask_w, None), "bool"),
+    }
+
+
+def _image_shape(config):
+    if config.IMAGE_RESIZE_MODE in ("square", "crop"):
+        return tuple(int(v) for v in config.IMAGE_SHAPE)
+    return (None, None, config.IMAGE_CHANNEL_COUNT)
+
+
+def build_training_graph(config: Config) -> keras.Model:
+    """Functional model: training inputs (graph_input_specs) -> dict of head outputs and targets."""
+    inputs = {name: keras.Input(shape=shape, dtype=dtype, name=name)
+              for name, (shape, dtype) in graph_input_specs(config).items()}
+    image = inputs["input_image"]
+
+    c2, c3, c4, c5 = build_backbone(image, config)
+    p2, p3, p4, p5, p6 = build_fpn(c2, c3, c4, c5, config.TOP_DOWN_PYRAMID_SIZE)
+    rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS),
+                          config.TOP_DOWN_PYRAMID_SIZE)
+    rpn_class_logits, rpn_class, rpn_bbox = apply_rpn(rpn, [p2, p3, p4, p5, p6])
+
+    rpn_rois = ProposalLayer(
+        proposal_count=config.POST_NMS_ROIS_TRAINING,
+        nms_threshold=config.RPN_NMS_THRESHOLD,
+        pre_nms_limit=config.PRE_NMS_LIMIT,
+        rpn_bbox_std_dev=np.asarray(config.RPN_BBOX_STD_DEV).tolist(),
+        name="ROI",
+    )([rpn_class, rpn_bbox, inputs["input_anchors"]])[0]
+
+    gt_boxes = NormalizeBoxes(name="normalize_gt_boxes")(inputs["input_gt_boxes"], image)
+    rois, target_class_ids, target_deltas, target_masks, _ = DetectionTargetLayer(
+        train_rois_per_image=config.TRAIN_ROIS_PER_IMAGE,
+        roi_positive_ratio=config.ROI_POSITIVE_RATIO,
+        bbox_std_dev=np.asarray(config.BBOX_STD_DEV).tolist(),
+        mask_shape=list(config.MASK_SHAPE),
+        use_mini_mask=config.USE_MINI_MASK,
+        name="proposal_targets",
+    )([rpn_rois, inputs["input_gt_class_ids"], gt_boxes, inputs["input_gt_masks"]])
+
+    feature_maps = [p2, p3, p4, p5]
+    mrcnn_class_logits, _, mrcnn_bbox = fpn_classifier_graph(
+        rois, feature_maps, inputs["input_image_meta"], config.POOL_SIZE, config.NUM_CLASSES,
+        train_bn=config.TRAIN_BN, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE)
+    mrcnn_mask = build_fpn_mask_graph(rois, feature_maps, inputs["input_image_meta"],
+                                      config.MASK_POOL_SIZE, config.NUM_CLASSES,
+                                      train_bn=config.TRAIN_BN)
+    outputs = {
+        "rpn_class_logits": rpn_class_logits, "rpn_bbox": rpn_bbox, "rois": rois,
+        "target_class_ids": target_class_ids, "target_deltas": target_deltas,
+        "target_masks": target_masks, "mrcnn_class_logits": mrcnn_class_logits,
+        "mrcnn_bbox": mrcnn_bbox, "mrcnn_mask": mrcnn_mask,
+    }
+    return keras.Model(inputs, outputs, name="mask_rcnn_training")
+
+
+def iter_layers(model):
+    """Every layer of ``model``, nested models flattened (depth first), wrappers not unwrapped."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from iter_layers(layer)
+        else:
+            yield layer
+
+
+def set_trainable(graph: keras.Model, layers: str, train_bn: bool) -> list[str]:
+    """Make layers whose name fully matches ``layers`` (regex or a LAYER_REGEX key) trainable.
+
+    BatchNorm layers stay frozen unless ``train_bn`` (small batches make BN statistics noise).
+    Returns the names of the trainable layers that hold weights.
+    """
+    regex = LAYER_REGEX.get(layers, layers)
+    try:
+        pattern = re.compile(regex)
+    except re.error as e:
+        raise ValueError(f"layers: {layers!r} is neither one of {sorted(LAYER_REGEX)} "
+                         f"nor a valid regex ({e})") from None
+    # Keras propagates `trainable` from a container to its children, so containers go first.
+    graph.trainable = True
+    trainable = []
+    for layer in iter_layers(graph):
+        if not layer.weights:
+            continue
+        inner = getattr(layer, "layer", layer)  # the layer inside a TimeDistributed wrapper
+        is_bn = isinstance(inner, keras.layers.BatchNormalization)
+        layer.trainable = bool(pattern.fullmatch(layer.name)) and (train_bn or not is_bn)
+        if layer.trainable:
+            trainable.append(layer.name)
+    if not trainable:
+        raise ValueError(f"layers: {layers!r} matches no layer with weights")
+    return trainable
+
+
+class MaskRCNNTrainer(keras.Model):
+    """Wraps the training graph; ``train_step``/``test_step`` compute the five losses."""
+
+    def __init__(self, graph: keras.Model, config: Config, **kwargs):
+        super().__init__(**kwargs)
+        self.graph = graph
+        self.config = config
+        self.trackers = {name: keras.metrics.Mean(name=name)
+                         for name in ("loss",) + LOSS_NAMES + ("weight_decay",)}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, inputs, training=False):
+        return self.graph(self._graph_inputs(inputs), training=training)
+
+    def _anchors(self, image):
+        """(B, A, 4) normalized anchors for the (static) molded image shape, built once."""
+        # get_anchors caches the numpy array; the constant is made inside each traced graph.
+        anchors = tf.constant(get_anchors(self.config, tuple(image.shape[1:])), tf.float32)
+        return tf.broadcast_to(anchors[None], [tf.shape(image)[0], *anchors.shape])
+
+    def _graph_inputs(self, data):
+        data = _unpack(data)
+        inputs = {name: data[name] for name in graph_input_specs(self.config) if name in data}
+        if "input_anchors" not in inputs:
+            inputs["input_anchors"] = self._anchors(data["input_image"])
+        return inputs
+
+    def compute_losses(self, data, training: bool) -> dict:
+        """Dict of the five loss scalars for a batch of training inputs."""
+        data = _unpack(data)
+        out = self.graph(self._graph_inputs(data), training=training)
+        active = parse_image_meta_tf(data["input_image_meta"])["active_class_ids"]
+        return {
+            "rpn_class_loss": L.rpn_class_loss(data["input_rpn_match"], out["rpn_class_logits"]),
+            "rpn_bbox_loss": L.rpn_bbox_loss(data["input_rpn_bbox"], data["input_rpn_match"],
+                                             out["rpn_bbox"]),
+            "mrcnn_class_loss": L.mrcnn_class_loss(out["target_class_ids"],
+                                                   out["mrcnn_class_logits"], active),
+            "mrcnn_bbox_loss": L.mrcnn_bbox_loss(out["target_deltas"], out["target_class_ids"],
+                                                 out["mrcnn_bbox"]),
+            "mrcnn_mask_loss": L.mrcnn_mask_loss(out["target_masks"], out["target_class_ids"],
+                                                 out["mrcnn_mask"]),
+        }
+
+    def weight_decay(self):
+        """matterport's L2: sum over trainable weights except BN gamma/beta of wd*|w|^2/size(w)."""
+        terms = [tf.reduce_sum(tf.square(tf.cast(w, tf.float32))) / tf.cast(tf.size(w), tf.float32)
+                 for w in self.trainable_weights
+                 if not (w.path.endswith("gamma") or w.path.endswith("beta"))]
+        if not terms:
+            return tf.constant(0.0)
+        return self.config.WEIGHT_DECAY * tf.add_n(terms)
+
+    def _total(self, losses):
+        weights = self.config.LOSS_WEIGHTS
+        return tf.add_n([weights.get(name, 1.0) * losses[name] for name in LOSS_NAMES])
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            losses = self.compute_losses(data, training=True)
+            decay = self.weight_decay()
+            total = self._total(losses) + decay
+            # Gradients are summed over replicas, so each replica contributes its share.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = total / replicas
+            if hasattr(self.optimizer, "scale_loss"):
+                scaled = self.optimizer.scale_loss(scaled)
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled, variables)
+        self.optimizer.apply(gradients, variables)
+        return self._update_trackers(losses, decay, total)
+
+    def test_step(self, data):
+        losses = self.compute_losses(data, training=False)
+        decay = self.weight_decay()
+        return self._update_trackers(losses, decay, self._total(losses) + decay)
+
+    def _update_trackers(self, losses, decay, total):
+        self.trackers["loss"].update_state(total)
+        self.trackers["weight_decay"].update_state(decay)
+        for name in LOSS_NAMES:
+            self.trackers[name].update_state(losses[name])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+
+def _unpack(data):
+    """The inputs dict from what Keras hands a step: the dict itself or an (x, y, w) tuple."""
+    if isinstance(data, (tuple, list)):
+        data = data[0]
+    return data
+
+
+def make_optimizer(config: Config, learning_rate: float):
+    """SGD with momentum and global-norm gradient clipping (config.GRADIENT_CLIP_NORM)."""
+    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=config.LEARNING_MOMENTUM,
+                                global_clipnorm=config.GRADIENT_CLIP_NORM)

@@ -1,0 +1,477 @@
+"""Matplotlib figures of images, detections, weights, PR curves, activations and trace stages.
+
+Every function builds and returns a ``matplotlib.figure.Figure`` without touching pyplot's
+global state, so it works under any backend (Agg included) and never imports Qt. Save with
+``fig.savefig(path)``. Boxes are original-image pixels ``[y1, x1, y2, x2]``.
+"""
+
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+from matplotlib import patches
+from matplotlib.figure import Figure
+
+MASK_ALPHA = 0.5
+# Most boxes drawn in one figure: more is unreadable (and slow with 6000 pre-NMS boxes).
+MAX_DRAWN_BOXES = 100
+
+
+def random_colors(count: int, bright: bool = True, seed: int = 0) -> list[tuple]:
+    """``count`` distinct RGB colours in 0..1 (evenly spaced hues, shuffled reproducibly)."""
+    brightness = 1.0 if bright else 0.7
+    colors = [colorsys.hsv_to_rgb(i / max(count, 1), 1.0, brightness) for i in range(count)]
+    order = np.random.default_rng(seed).permutation(count)
+    return [colors[i] for i in order]
+
+
+def apply_mask(image, mask, color, alpha: float = MASK_ALPHA) -> np.ndarray:
+    """Copy of [H, W, 3] ``image`` with the [H, W] bool ``mask`` tinted by ``color`` (RGB 0..1)."""
+    out = np.asarray(image, dtype=np.float32).copy()
+    mask = np.asarray(mask, dtype=bool)
+    for c in range(3):
+        out[:, :, c] = np.where(mask, out[:, :, c] * (1 - alpha) + alpha * color[c] * 255,
+                                out[:, :, c])
+    return out
+
+
+def _figure(rows: int = 1, cols: int = 1, size: float = 5.0, title: str | None = None):
+    fig = Figure(figsize=(size * cols, size * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    if title:
+        fig.suptitle(title)
+    return fig, axes
+
+
+def _show_image(ax, image, title=None):
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    ax.imshow(image)
+    height, width = image.shape[:2]
+    ax.set_ylim(height + 0.5, -0.5)
+    ax.set_xlim(-0.5, width + 0.5)
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+
+
+def _box_patch(box, color, style="solid", width=2.0):
+    y1, x1, y2, x2 = (float(v) for v in box)
+    return patches.Rectangle((x1, y1), x2 - x1, y2 - y1, linewidth=width, linestyle=style,
+                             edgecolor=color, facecolor="none", alpha=0.8)
+
+
+def _contours(ax, mask, color):
+    from skimage.measure import find_contours
+
+    # Pad so that masks touching the border still give closed contours.
+    padded = np.pad(np.asarray(mask, np.uint8), 1)
+    for contour in find_contours(padded, 0.5):
+        ax.plot(contour[:, 1] - 1, contour[:, 0] - 1, color=color, linewidth=1)
+
+
+def _mark_empty(ax, what):
+    ax.text(0.5, 0.5, f"no {what}", transform=ax.transAxes, ha="center", va="center",
+            color="white", backgroundcolor="black")
+
+
+# ---- images and detections -------------------------------------------------------------------
+
+
+def display_instances(image, boxes, masks, class_ids, class_names, scores=None, title="",
+                      figsize=(8, 8), show_mask=True, show_bbox=True, colors=None,
+                      captions=None) -> Figure:
+    """Image with each instance's box [N, 4], [H, W, N] mask and "class score" caption."""
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    count = len(boxes)
+    colors = colors or random_colors(count)
+    fig = Figure(figsize=figsize)
+    ax = fig.subplots()
+    masked = np.asarray(image, dtype=np.float32)
+    for i in range(count):
+        color = colors[i]
+        if show_bbox:
+            ax.add_patch(_box_patch(boxes[i], color, "dashed"))
+        if captions is not None:
+            caption = captions[i]
+        else:
+            class_id = int(class_ids[i])
+            label = class_names[class_id] if 0 <= class_id < len(class_names) else str(class_id)
+            caption = f"{label} {scores[i]:.3f}" if scores is not None else label
+        ax.text(boxes[i][1], boxes[i][0] + 8, caption, color="w", size=9, backgroundcolor="none")
+        if show_mask and masks is not None and np.asarray(masks).shape[-1] > i:
+            mask = np.asarray(masks)[:, :, i]
+            masked = apply_mask(masked, mask, color)
+            _contours(ax, mask, color)
+    _show_image(ax, masked, title)
+    if not count:
+        _mark_empty(ax, "instances")
+    return fig
+
+
+def draw_boxes(image, boxes=None, refined_boxes=None, masks=None, captions=None,
+               visibilities=None, title="", figsize=(8, 8), limit=MAX_DRAWN_BOXES) -> Figure:
+    """Boxes before (dotted) and after (solid) refinement, joined by a line, with masks/captions.
+
+    ``boxes`` / ``refined_boxes`` [N, 4] (either may be None), ``masks`` [N, h, w] or
+    [H, W, N], ``visibilities`` [N] in {0, 1, 2} (0: skip, 1: faint, 2: full), first ``limit``.
+    """
+    count = len(boxes) if boxes is not None else len(refined_boxes) if refined_boxes is not None else 0
+    count = min(count, limit)
+    colors = random_colors(count)
+    fig = Figure(figsize=figsize)
+    ax = fig.subplots()
+    masked = np.asarray(image, dtype=np.float32)
+    for i in range(count):
+        visibility = 2 if visibilities is None else int(visibilities[i])
+        if visibility == 0:
+            continue
+        color = colors[i] if visibility == 2 else (0.5, 0.5, 0.5)
+        width = 2.0 if visibility == 2 else 1.0
+        if boxes is not None:
+            ax.add_patch(_box_patch(boxes[i], color, "dotted", width))
+        if refined_boxes is not None:
+            ax.add_patch(_box_patch(refined_boxes[i], color, "solid", width))
+            if boxes is not None:
+                ax.plot([boxes[i][1], refined_boxes[i][1]], [boxes[i][0], refined_boxes[i][0]],
+                        color=color, linewidth=1)
+        if captions is not None:
+            anchor = refined_boxes[i] if refined_boxes is not None else boxes[i]
+            ax.text(anchor[1], anchor[0], captions[i], size=8, color="w", verticalalignment="top",
+                    bbox={"facecolor": color, "alpha": 0.5, "pad": 1, "edgecolor": "none"})
+        if masks is not None:
+            masks_array = np.asarray(masks)
+            mask = masks_array[:, :, i] if masks_array.shape[:2] == masked.shape[:2] else None
+            if mask is not None:
+                masked = apply_mask(masked, mask, color)
+    _show_image(ax, masked, title)
+    if not count:
+        _mark_empty(ax, "boxes")
+    return fig
+
+
+def display_top_masks(image, mask, class_ids, class_names, limit: int = 4) -> Figure:
+    """The image and the union mask of each of the ``limit`` most frequent classes."""
+    class_ids = np.asarray(class_ids).reshape(-1)
+    unique = np.unique(class_ids)
+    areas = [np.sum(mask[:, :, class_ids == c]) for c in unique]
+    top = [c for _, c in sorted(zip(areas, unique), key=lambda p: -p[0]) if _ > 0][:limit]
+    fig, axes = _figure(1, limit + 1, 3.0)
+    _show_image(axes[0, 0], image, f"H x W = {image.shape[0]} x {image.shape[1]}")
+    for i in range(limit):
+        ax = axes[0, i + 1]
+        ax.axis("off")
+        if i < len(top):
+            class_id = int(top[i])
+            union = np.sum(mask[:, :, class_ids == class_id], axis=2)
+            ax.imshow(union, cmap="Blues_r")
+            ax.set_title(class_names[class_id] if class_id < len(class_names) else str(class_id))
+        else:
+            ax.imshow(np.zeros(image.shape[:2]), cmap="Blues_r", vmin=0, vmax=1)
+            ax.set_title("-")
+    return fig
+
+
+def display_activations(values, max_channels: int = 16, title: str = "",
+                        cmap: str = "viridis") -> Figure:
+    """Grid of the first ``max_channels`` channels of an [h, w, c] activation (own colour scale each)."""
+    values = np.asarray(values, dtype=np.float32)
+    if values.ndim == 2:
+        values = values[:, :, None]
+    count = max(1, min(max_channels, values.shape[-1]))
+    cols = int(np.ceil(np.sqrt(count)))
+    rows = int(np.ceil(count / cols))
+    fig, axes = _figure(rows, cols, 2.0, title or f"activations {values.shape[0]}x"
+                        f"{values.shape[1]}x{values.shape[2]}")
+    for i, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if i < min(count, values.shape[-1]):
+            ax.imshow(values[:, :, i], cmap=cmap)
+            ax.set_title(f"ch {i}", fontsize=8)
+    return fig
+
+
+# ---- weights and evaluation ------------------------------------------------------------------
+
+
+def display_weight_stats(stats, max_histograms: int = 12) -> Figure:
+    """Per-tensor std and max |w| (log scale, flagged tensors in red) + histograms of a few.
+
+    ``stats``: a list of ``mrcnn.stats.WeightStat`` (or a model, whose stats are computed).
+    Flagged tensors get histograms first, then the largest kernels.
+    """
+    if not isinstance(stats, (list, tuple)):
+        from mrcnn.stats import weight_stats
+
+        stats = weight_stats(stats)
+    hist_cols = 4
+    hist_rows = int(np.ceil(min(max_histograms, len(stats)) / hist_cols)) if stats else 0
+    fig = Figure(figsize=(14, 4 + 2.5 * hist_rows))
+    grid = fig.add_gridspec(1 + hist_rows, hist_cols)
+    overview = fig.add_subplot(grid[0, :])
+    index = np.arange(len(stats))
+    std = np.array([s.std for s in stats], dtype=np.float64)
+    max_abs = np.array([max(abs(s.min), abs(s.max)) for s in stats], dtype=np.float64)
+    floor = 1e-12
+    overview.semilogy(index, np.maximum(std, floor), ".", label="std", markersize=4)
+    overview.semilogy(index, np.maximum(max_abs, floor), ".", label="max |w|", markersize=4)
+    flagged = [i for i, s in enumerate(stats) if s.flags]
+    if flagged:
+        overview.semilogy(flagged, np.maximum(max_abs[flagged], floor), "rx", label="flagged")
+    overview.set_xlabel("weight tensor (layer order)")
+    overview.set_title(f"{len(stats)} weight tensors, {len(flagged)} flagged")
+    overview.legend(loc="upper right")
+    kernels = sorted((i for i, s in enumerate(stats) if s.name == "kernel" and i not in flagged),
+                     key=lambda i: -stats[i].size)
+    chosen = (flagged + kernels + [i for i in index if i not in flagged and i not in kernels])
+    for slot, i in enumerate(chosen[:hist_rows * hist_cols]):
+        ax = fig.add_subplot(grid[1 + slot // hist_cols, slot % hist_cols])
+        stat = stats[i]
+        ax.bar(stat.bin_edges[:-1], stat.hist_counts, width=np.diff(stat.bin_edges), align="edge",
+               color="tab:red" if stat.flags else "tab:blue")
+        ax.set_title(f"{stat.layer}/{stat.name}", fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def plot_precision_recall(ap, precisions, recalls) -> Figure:
+    """Precision-recall curve with the AP in the title."""
+    fig, axes = _figure(1, 1, 5.0)
+    ax = axes[0, 0]
+    ax.plot(recalls, precisions, color="tab:blue")
+    ax.fill_between(recalls, precisions, alpha=0.2, step="post")
+    ax.set_title(f"Precision-Recall curve. AP@50 = {ap:.3f}")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1.05)
+    ax.set_ylim(0, 1.05)
+    return fig
+
+
+def plot_overlaps(gt_class_ids, pred_class_ids, pred_scores, overlaps, class_names,
+                  threshold: float = 0.5) -> Figure:
+    """IoU grid [P, G] of predictions (rows, with scores) vs ground truth (columns)."""
+    gt_class_ids = np.asarray(gt_class_ids).reshape(-1)
+    pred_class_ids = np.asarray(pred_class_ids).reshape(-1)
+    overlaps = np.asarray(overlaps, dtype=np.float64).reshape(len(pred_class_ids),
+                                                              len(gt_class_ids))
+    fig = Figure(figsize=(max(6, 0.6 * len(gt_class_ids) + 3), max(6, 0.4 * len(pred_class_ids) + 2)))
+    ax = fig.subplots()
+    image = ax.imshow(overlaps if overlaps.size else np.zeros((1, 1)), cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+
+    def name(class_id):
+        return class_names[int(class_id)] if 0 <= int(class_id) < len(class_names) else str(class_id)
+
+    ax.set_yticks(np.arange(len(pred_class_ids)))
+    ax.set_yticklabels([f"{name(c)} ({s:.2f})" for c, s in zip(pred_class_ids, pred_scores)],
+                       fontsize=7)
+    ax.set_xticks(np.arange(len(gt_class_ids)))
+    ax.set_xticklabels([name(c) for c in gt_class_ids], rotation=90, fontsize=7)
+    for i in range(overlaps.shape[0]):
+        for j in range(overlaps.shape[1]):
+            value = overlaps[i, j]
+            if value > 0.05:
+                label = "match" if value >= threshold and pred_class_ids[i] == gt_class_ids[j] \
+                    else "wrong" if value >= threshold else ""
+                ax.text(j, i, f"{value:.2f}\n{label}", ha="center", va="center", fontsize=6,
+                        color="white" if value > 0.5 else "black")
+    ax.set_xlabel("ground truth")
+    ax.set_ylabel("predictions and scores")
+    ax.set_title("overlaps (IoU)")
+    return fig
+
+
+# ---- trace stages ----------------------------------------------------------------------------
+
+
+def stage_figure(trace, stage_key: str) -> Figure:
+    """A figure for one stage of a ``Trace`` (every key of ``mrcnn.trace_data`` is supported)."""
+    from mrcnn.trace_data import ACTIVATION_PREFIX
+
+    stage = trace[stage_key]
+    if stage_key.startswith(ACTIVATION_PREFIX):
+        return display_activations(stage["values"], title=stage_key)
+    draw = _STAGE_FIGURES.get(stage_key)
+    if draw is None:
+        known = ", ".join([*_STAGE_FIGURES, ACTIVATION_PREFIX + "<layer>"])
+        raise ValueError(f"stage_figure: unknown stage {stage_key!r}; expected one of {known}")
+    fig = draw(trace, stage)
+    if not fig._suptitle:
+        fig.suptitle(stage_key)
+    return fig
+
+
+def _top(scores, limit=MAX_DRAWN_BOXES):
+    return np.argsort(-np.asarray(scores), kind="stable")[:limit]
+
+
+def _input_figure(trace, stage):
+    fig, axes = _figure(1, 2, 5.0)
+    _show_image(axes[0, 0], stage["image"], f"original {stage['image'].shape[:2]}")
+    _show_image(axes[0, 1], stage["molded"], f"molded {stage['molded'].shape[:2]}")
+    return fig
+
+
+def _anchors_figure(trace, stage):
+    """The anchors of the cell nearest the image centre, one colour per pyramid level."""
+    boxes, levels = stage["boxes"], stage["levels"]
+    height, width = trace.image.shape[:2]
+    centers = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
+    distance = np.abs(centers - [height / 2, width / 2]).sum(axis=1)
+    chosen = []
+    for level in np.unique(levels):
+        members = np.flatnonzero(levels == level)
+        nearest = distance[members].min()
+        chosen.extend(members[distance[members] <= nearest + 1e-3])
+    captions = [f"P{levels[i]}" for i in chosen]
+    fig = draw_boxes(trace.image, refined_boxes=boxes[chosen], captions=captions,
+                     title=f"{len(boxes)} anchors; central cell of each level")
+    return fig
+
+
+def _rpn_scores_figure(trace, stage):
+    """Max foreground score per feature cell, one heat map per pyramid level."""
+    scores, levels = stage["scores"], trace["anchors"]["levels"]
+    shapes = trace.meta.get("level_shapes") or []
+    stride = int(trace.meta.get("config", {}).get("RPN_ANCHOR_STRIDE", 1))
+    unique = np.unique(levels)
+    fig, axes = _figure(1, len(unique), 3.0, "RPN foreground score (max over anchors per cell)")
+    for ax, level in zip(axes.ravel(), unique):
+        level_scores = scores[levels == level]
+        index = int(level) - int(unique[0])
+        if index < len(shapes):
+            h, w = (-(-int(d) // stride) for d in shapes[index])
+            level_scores = level_scores.reshape(h, w, -1).max(axis=2)
+        else:
+            level_scores = level_scores[None]
+        image = ax.imshow(level_scores, cmap="magma", vmin=0, vmax=1)
+        ax.set_title(f"P{level}")
+        ax.axis("off")
+    fig.colorbar(image, ax=list(axes.ravel()), shrink=0.7)
+    return fig
+
+
+def _rpn_deltas_figure(trace, stage):
+    deltas = stage["deltas"]
+    fig, axes = _figure(1, 4, 3.0, "RPN deltas (times RPN_BBOX_STD_DEV), all anchors")
+    for i, (ax, name) in enumerate(zip(axes.ravel(), ("dy", "dx", "log dh", "log dw"))):
+        ax.hist(deltas[:, i], bins=50, color="tab:blue")
+        ax.set_title(name)
+    return fig
+
+
+def _pre_nms_figure(trace, stage):
+    top = np.arange(min(len(stage["boxes"]), 50))
+    anchors = trace["anchors"]["boxes"][stage["anchor_indices"][top]]
+    return draw_boxes(trace.image, boxes=anchors, refined_boxes=stage["boxes"][top],
+                      title=f"top {len(top)} of {len(stage['boxes'])} anchors: "
+                            "dotted before, solid after refinement")
+
+
+def _post_nms_figure(trace, stage):
+    top = np.arange(min(len(stage["boxes"]), 50))
+    return draw_boxes(trace.image, refined_boxes=stage["boxes"][top],
+                      captions=[f"{s:.2f}" for s in stage["scores"][top]],
+                      title=f"top {len(top)} of {len(stage['boxes'])} proposals after NMS")
+
+
+def _targets_rpn_figure(trace, stage):
+    from mrcnn.targets import NEGATIVE
+
+    anchors = trace["anchors"]["boxes"]
+    positive = stage["positive_indices"][:MAX_DRAWN_BOXES]
+    negative = np.flatnonzero(stage["match"] == NEGATIVE)[:20]
+    boxes = np.concatenate([anchors[positive], anchors[negative]])
+    visibilities = np.array([2] * len(positive) + [1] * len(negative))
+    return draw_boxes(trace.image, refined_boxes=boxes, visibilities=visibilities,
+                      title=f"RPN targets: {len(stage['positive_indices'])} positive (colour), "
+                            f"{int(np.sum(stage['match'] == NEGATIVE))} negative (grey, 20 shown)")
+
+
+def _targets_rois_figure(trace, stage):
+    class_ids = stage["class_ids"]
+    names = trace.class_names
+    visibilities = np.where(class_ids > 0, 2, 1)[:MAX_DRAWN_BOXES]
+    captions = [names[c] if 0 < c < len(names) else "" for c in class_ids]
+    return draw_boxes(trace.image, refined_boxes=stage["boxes"], captions=captions,
+                      visibilities=visibilities,
+                      title=f"training ROIs: {int(np.sum(class_ids > 0))} positive, "
+                            f"{int(np.sum(class_ids == 0))} negative")
+
+
+def _class_probs_figure(trace, stage):
+    probs = stage["probs"]
+    fig, axes = _figure(1, 1, 6.0, "class probabilities per proposal")
+    ax = axes[0, 0]
+    image = ax.imshow(probs if probs.size else np.zeros((1, 1)), aspect="auto", cmap="viridis",
+                      vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xlabel("class")
+    ax.set_ylabel("proposal")
+    fig.colorbar(image, ax=ax)
+    return fig
+
+
+def _refined_figure(trace, stage):
+    probs = trace["heads/class_probs"]["probs"]
+    rois = trace["proposals/post_nms"]["boxes"]
+    class_ids = probs.argmax(axis=1) if len(probs) else np.zeros(0, int)
+    scores = probs[np.arange(len(probs)), class_ids]
+    top = [i for i in _top(scores) if class_ids[i] > 0][:50]
+    names = trace.class_names
+    return draw_boxes(trace.image, boxes=rois[top], refined_boxes=stage["boxes"][top, class_ids[top]],
+                      captions=[f"{names[class_ids[i]] if class_ids[i] < len(names) else class_ids[i]}"
+                                f" {scores[i]:.2f}" for i in top],
+                      title="proposals (dotted) refined for their best class (solid)")
+
+
+def _detections_pre_nms_figure(trace, stage):
+    top = _top(stage["scores"], 50)
+    names = trace.class_names
+    return draw_boxes(trace.image, refined_boxes=stage["boxes"][top],
+                      captions=[f"{names[c] if c < len(names) else c} {s:.2f}" for c, s in
+                                zip(stage["class_ids"][top], stage["scores"][top])],
+                      title=f"{len(stage['boxes'])} detections before per-class NMS (top 50)")
+
+
+def _detections_figure(trace, stage):
+    masks = trace["masks"]["masks"] if "masks" in trace else None
+    return display_instances(trace.image, stage["boxes"], masks, stage["class_ids"],
+                             trace.class_names, stage["scores"], show_mask=False,
+                             title=f"{len(stage['boxes'])} detections")
+
+
+def _raw_masks_figure(trace, stage):
+    masks = stage["masks"]
+    if not len(masks):
+        fig, axes = _figure(1, 1, 4.0)
+        _show_image(axes[0, 0], trace.image)
+        _mark_empty(axes[0, 0], "detections")
+        return fig
+    return display_activations(np.moveaxis(masks, 0, -1), max_channels=25, cmap="gray",
+                               title=f"raw {masks.shape[1]}x{masks.shape[2]} masks")
+
+
+def _masks_figure(trace, stage):
+    det = trace["detections"]
+    return display_instances(trace.image, det["boxes"], stage["masks"], det["class_ids"],
+                             trace.class_names, det["scores"], title="masks")
+
+
+def _gt_figure(trace, stage):
+    return display_instances(trace.image, stage["boxes"], stage.get("masks"), stage["class_ids"],
+                             trace.class_names, title=f"ground truth ({len(stage['boxes'])})")
+
+
+_STAGE_FIGURES = {
+    "input": _input_figure, "anchors": _anchors_figure, "rpn/scores": _rpn_scores_figure,
+    "rpn/deltas": _rpn_deltas_figure, "proposals/pre_nms": _pre_nms_figure,
+    "proposals/post_nms": _post_nms_figure, "targets/rpn": _targets_rpn_figure,
+    "targets/rois": _targets_rois_figure, "heads/class_probs": _class_probs_figure,
+    "heads/refined": _refined_figure, "detections/pre_nms": _detections_pre_nms_figure,
+    "detections": _detections_figure, "masks/raw": _raw_masks_figure, "masks": _masks_figure,
+    "gt": _gt_figure,
+}
