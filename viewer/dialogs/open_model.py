@@ -1,0 +1,104 @@
+"""Open model dialog: a weights file with an optional config JSON and class names, or the demo."""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtWidgets import (QButtonGroup, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QRadioButton,
+                               QVBoxLayout, QWidget)
+
+from viewer.workers import ModelSpec, demo_model_spec
+
+
+class OpenModelDialog(QDialog):
+    """Choose weights (+ config, class names) or the built-in demo; ``spec()`` gives the choice."""
+
+    def __init__(self, parent=None, initial: ModelSpec | None = None, demo: ModelSpec | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Open model")
+        self.setMinimumWidth(560)
+        self._demo = demo if demo is not None else demo_model_spec()
+        self.files_radio = QRadioButton("Weights file and config")
+        self.demo_radio = QRadioButton("Built-in demo model")
+        group = QButtonGroup(self)
+        group.addButton(self.files_radio)
+        group.addButton(self.demo_radio)
+        if self._demo is None:
+            self.demo_radio.setEnabled(False)
+            self.demo_radio.setToolTip("Not installed: resources/demo/ is missing")
+        else:
+            self.demo_radio.setToolTip(f"{self._demo.weights}")
+
+        self.weights_edit = QLineEdit()
+        self.weights_edit.setPlaceholderText("mask_rcnn_*.h5 (Keras HDF5 weights)")
+        self.config_edit = QLineEdit()
+        self.config_edit.setPlaceholderText("optional: config JSON (else inferred from the weights)")
+        self.names_edit = QLineEdit()
+        self.names_edit.setPlaceholderText("optional: class names (.txt one per line, or JSON list)")
+        form = QFormLayout()
+        for label, edit, pattern in (("Weights", self.weights_edit, "Weights (*.h5 *.hdf5)"),
+                                     ("Config", self.config_edit, "Config (*.json)"),
+                                     ("Class names", self.names_edit, "Names (*.txt *.json)")):
+            form.addRow(label, self._with_browse(edit, pattern))
+        self.files_box = QWidget()
+        self.files_box.setLayout(form)
+
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                        | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.message = QLabel()
+        self.message.setStyleSheet("color: #c0392b")
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.files_radio)
+        layout.addWidget(self.files_box)
+        layout.addWidget(self.demo_radio)
+        layout.addWidget(self.message)
+        layout.addWidget(self.buttons)
+
+        self.files_radio.toggled.connect(self._update)
+        self.weights_edit.textChanged.connect(self._update)
+        if initial is not None and not initial.demo:
+            self.weights_edit.setText(initial.weights)
+            self.config_edit.setText(initial.config)
+            self.names_edit.setText(initial.class_names)
+        use_demo = self._demo is not None and (initial is None or initial.demo)
+        (self.demo_radio if use_demo else self.files_radio).setChecked(True)
+        self._update()
+
+    def _with_browse(self, edit: QLineEdit, pattern: str) -> QWidget:
+        button = QPushButton("Browse…")
+        button.clicked.connect(lambda: self._browse(edit, pattern))
+        row = QWidget()
+        box = QHBoxLayout(row)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(edit, 1)
+        box.addWidget(button)
+        return row
+
+    def _browse(self, edit, pattern):
+        path, _ = QFileDialog.getOpenFileName(self, "Choose file", edit.text() or os.getcwd(),
+                                              pattern + ";;All files (*)")
+        if path:
+            edit.setText(path)
+
+    def _update(self, *_):
+        files = self.files_radio.isChecked()
+        self.files_box.setEnabled(files)
+        problem = ""
+        if files:
+            weights = self.weights_edit.text().strip()
+            if not weights:
+                problem = "Choose a weights file."
+            elif not os.path.isfile(weights):
+                problem = f"No such file: {weights}"
+        self.message.setText(problem)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(not problem)
+
+    def spec(self) -> ModelSpec:
+        if self.demo_radio.isChecked() and self._demo is not None:
+            return self._demo
+        return ModelSpec(weights=self.weights_edit.text().strip(),
+                         config=self.config_edit.text().strip(),
+                         class_names=self.names_edit.text().strip())

@@ -1,0 +1,706 @@
+"""Canvas: the image with the current stage's overlays; zoom, pan, click to select.
+
+Drawing is batched: every box style is ONE ``pg.PlotCurveItem`` whose data are the outlines of all
+its boxes separated by NaN (``connect='finite'``), masks and heat maps are ONE RGBA image composed
+in numpy, and labels come from a small pool of ``pg.TextItem``. Items are created once and
+updated with ``setData`` / ``setImage``, so a redraw with thousands of boxes stays in tens of ms.
+What each stage draws is computed by a ``_plan_<stage>`` method as an ``Overlay`` (plain data);
+``redraw`` applies it. All boxes are original-image pixels ``[y1, x1, y2, x2]``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QSpinBox,
+                               QVBoxLayout, QWidget)
+
+from viewer.session import SELECTION_STAGES
+from viewer.stages import stage_by_key
+
+pg.setConfigOptions(imageAxisOrder="row-major")
+
+MAX_BOXES = 1000          # per style; more are dropped lowest score first (noted in the info line)
+ANCHOR_SAMPLE = 300       # anchors drawn per level in "sample" mode
+ANCHOR_ALL_LIMIT = 50000  # "all" mode cap: P2 of a 1024 image has ~200k anchors
+RPN_TOP_ANCHORS = 50      # best anchors of the level outlined (and clickable) over the heat map
+RAW_CELL = 28
+_DOT, _DASH, _SOLID = Qt.PenStyle.DotLine, Qt.PenStyle.DashLine, Qt.PenStyle.SolidLine
+CLASS_COLOURS = [(255, 99, 71), (60, 220, 120), (255, 215, 0), (80, 160, 255), (255, 105, 200),
+                 (0, 230, 230), (255, 160, 40), (170, 120, 255), (190, 240, 60), (255, 255, 255)]
+# style name -> (rgba, width, pen style, z)
+STYLES = {
+    "faint": ((210, 210, 210, 90), 1, _SOLID, 3),
+    "anchor": ((255, 200, 60, 170), 1, _SOLID, 4),
+    "neutral": ((170, 170, 170, 110), 1, _SOLID, 4),
+    "negative": ((255, 80, 80, 170), 1, _SOLID, 4),
+    "positive": ((60, 255, 90, 255), 2, _SOLID, 5),
+    "dotted": ((255, 200, 60, 200), 1, _DOT, 5),
+    "dashed": ((80, 200, 255, 220), 1, _DASH, 6),
+    "solid": ((60, 255, 140, 210), 1, _SOLID, 7),
+    "gt": ((255, 255, 255, 230), 1.5, _DASH, 8),
+    "window": ((255, 255, 0, 220), 1.5, Qt.PenStyle.DashDotLine, 8),
+    "linked": ((0, 255, 255, 255), 2.5, _SOLID, 20),
+    "selected": ((255, 0, 255, 255), 3.5, _SOLID, 21),
+}
+BOX_STYLES = ("faint", "anchor", "neutral", "negative", "positive", "dotted", "dashed", "solid")
+_MATCH_STYLES = {1: "positive", -1: "negative", 0: "neutral"}
+
+
+def class_colour(class_id: int) -> tuple:
+    return CLASS_COLOURS[(int(class_id) - 1) % len(CLASS_COLOURS)]
+
+
+def outline_arrays(boxes) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of the outlines of ``boxes`` [N, 4], one closed rectangle per box, NaN between."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    y1, x1, y2, x2 = boxes.T
+    nan = np.full(len(boxes), np.nan)
+    x = np.stack([x1, x2, x2, x1, x1, nan], axis=1).ravel()
+    y = np.stack([y1, y1, y2, y2, y1, nan], axis=1).ravel()
+    return x, y
+
+
+def pick_box(boxes, x: float, y: float):
+    """Row of the smallest box in ``boxes`` [N, 4] containing point (x, y), or None."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    inside = (boxes[:, 0] <= y) & (y <= boxes[:, 2]) & (boxes[:, 1] <= x) & (x <= boxes[:, 3])
+    rows = np.flatnonzero(inside)
+    if not len(rows):
+        return None
+    area = (boxes[rows, 2] - boxes[rows, 0]) * (boxes[rows, 3] - boxes[rows, 1])
+    return int(rows[np.argmin(area)])
+
+
+def _lut(name="inferno") -> np.ndarray:
+    return pg.colormap.get(name).getLookupTable(0.0, 1.0, 256, alpha=False).astype(np.uint8)
+
+
+@dataclass
+class Overlay:
+    """What one stage draws (plain data; ``CanvasPanel.redraw`` applies it)."""
+
+    boxes: dict = field(default_factory=dict)     # style -> [N, 4]; "class:<id>" for detections
+    pick: tuple | None = None                     # (selection kind, rows [N], boxes [N, 4])
+    labels: list = field(default_factory=list)    # (box [4], text, rgb)
+    heat: tuple | None = None                     # (rgba [h, w, 4], QRectF in image pixels)
+    masks: str = ""                               # "full", "raw" or "" (none)
+    mask_rows: np.ndarray | None = None           # detections whose masks are drawn
+    base: str = "image"                           # "image" or "molded"
+    note: str = ""
+
+
+class CanvasPanel(QWidget):
+    """The image view of the current stage; follows the Session, clicks select boxes."""
+
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.level = 2
+        self.anchor_mode = "sample"
+        self.highlighted: dict = {}       # trace stage key -> box drawn highlighted
+        self.last_redraw_ms = 0.0
+        self._overlay = Overlay()
+        self._cache: dict = {}
+        self._base_key = None
+        self._mask_key = None
+        self._plan_key = None
+        self._lut = _lut()
+        self._build_controls()
+        self._build_view()
+        session.traceChanged.connect(self._on_trace)
+        for signal in (session.stageChanged, session.selectionChanged,
+                       session.scoreThresholdChanged, session.overlaysChanged):
+            signal.connect(self.redraw)
+        session.scoreThresholdChanged.connect(self._sync_controls)
+        session.overlaysChanged.connect(self._sync_controls)
+        self._on_trace(session.trace)
+
+    # ---- widgets -------------------------------------------------------------------------
+
+    def _build_controls(self):
+        bar = QHBoxLayout()
+        bar.setContentsMargins(4, 2, 4, 2)
+        self.level_box = QSpinBox(minimum=2, maximum=6, value=self.level, prefix="P")
+        self.level_box.setToolTip("Pyramid level shown by the Anchors and RPN scores stages")
+        self.level_box.valueChanged.connect(self._on_level)
+        self.anchor_box = QComboBox()
+        self.anchor_box.addItems(["sample", "all"])
+        self.anchor_box.setToolTip(f"Anchors: a sample of {ANCHOR_SAMPLE} per level, or all of it")
+        self.anchor_box.currentTextChanged.connect(self._on_anchor_mode)
+        self.threshold_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100)
+        self.threshold_slider.setToolTip("Score threshold: hide boxes and detections scoring below")
+        self.threshold_slider.setMinimumWidth(120)
+        self.threshold_slider.valueChanged.connect(
+            lambda v: self.session.set_score_threshold(v / 100.0))
+        self.threshold_label = QLabel("0.00")
+        self.overlay_boxes = {}
+        for item in (QLabel("Level"), self.level_box, self.anchor_box, QLabel("Score ≥"),
+                     self.threshold_slider, self.threshold_label):
+            bar.addWidget(item)
+        for name in self.session.overlays:
+            box = QCheckBox(name)
+            box.setToolTip(f"Show {name}")
+            box.toggled.connect(lambda on, n=name: self.session.set_overlay(n, on))
+            self.overlay_boxes[name] = box
+            bar.addWidget(box)
+        bar.addStretch(1)
+        self._controls = bar
+        self._sync_controls()
+
+    def _build_view(self):
+        self.view = pg.GraphicsLayoutWidget()
+        self.view.setBackground((30, 30, 34))
+        self.view.ci.setContentsMargins(0, 0, 0, 0)
+        self.vb = self.view.addViewBox()
+        self.vb.setAspectLocked(True)
+        self.vb.invertY(True)
+        self.vb.setMenuEnabled(False)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.heat_item = pg.ImageItem(axisOrder="row-major")
+        self.mask_item = pg.ImageItem(axisOrder="row-major")
+        for z, item in enumerate((self.image_item, self.heat_item, self.mask_item)):
+            item.setZValue(z)
+            self.vb.addItem(item)
+        self.curves = {}
+        for name in STYLES:
+            self._curve(name)
+        self.labels: list[pg.TextItem] = []
+        self.view.scene().sigMouseClicked.connect(self._on_scene_click)
+
+        # Raw 28x28 masks as a grid, beside the image (raw masks stage only).
+        self.grid_view = pg.GraphicsLayoutWidget()
+        self.grid_view.setBackground((30, 30, 34))
+        self.grid_view.setFixedWidth(240)
+        self.grid_vb = self.grid_view.addViewBox()
+        self.grid_vb.setAspectLocked(True)
+        self.grid_vb.invertY(True)
+        self.grid_vb.setMenuEnabled(False)
+        self.grid_item = pg.ImageItem(axisOrder="row-major")
+        self.grid_vb.addItem(self.grid_item)
+        self.grid_outline = pg.PlotCurveItem(pen=pg.mkPen(STYLES["selected"][0], width=3),
+                                             connect="finite")
+        self.grid_vb.addItem(self.grid_outline)
+        self.grid_view.scene().sigMouseClicked.connect(self._on_grid_click)
+        self.grid_view.hide()
+        self._grid_rows = np.zeros(0, int)
+
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        self.info.setContentsMargins(6, 2, 6, 2)
+        views = QHBoxLayout()
+        views.setContentsMargins(0, 0, 0, 0)
+        views.addWidget(self.view, 1)
+        views.addWidget(self.grid_view)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(self._controls)
+        layout.addLayout(views, 1)
+        layout.addWidget(self.info)
+
+    def _curve(self, name: str) -> pg.PlotCurveItem:
+        curve = self.curves.get(name)
+        if curve is None:
+            if name.startswith("class:"):
+                rgba, width, style, z = class_colour(int(name[6:])) + (255,), 2, _SOLID, 9
+            else:
+                rgba, width, style, z = STYLES[name]
+            curve = pg.PlotCurveItem(pen=pg.mkPen(rgba, width=width, style=style),
+                                     connect="finite", antialias=False)
+            curve.setZValue(z)
+            self.vb.addItem(curve)
+            self.curves[name] = curve
+        return curve
+
+    def _sync_controls(self, *_):
+        value = int(round(self.session.score_threshold * 100))
+        if self.threshold_slider.value() != value:
+            self.threshold_slider.blockSignals(True)
+            self.threshold_slider.setValue(value)
+            self.threshold_slider.blockSignals(False)
+        self.threshold_label.setText(f"{self.session.score_threshold:.2f}")
+        for name, box in self.overlay_boxes.items():
+            box.blockSignals(True)
+            box.setChecked(self.session.overlays.get(name, True))
+            box.blockSignals(False)
+
+    def _on_level(self, level: int):
+        self.level = int(level)
+        self.redraw()
+
+    def _on_anchor_mode(self, mode: str):
+        self.anchor_mode = mode
+        self.redraw()
+
+    def set_level(self, level: int) -> None:
+        self.level_box.setValue(level)
+
+    # ---- session -> drawing --------------------------------------------------------------
+
+    def _on_trace(self, trace):
+        self._cache.clear()
+        self._base_key = self._mask_key = self._plan_key = None
+        if trace is not None and "input" in trace:
+            height, width = trace.image.shape[:2]
+            self.vb.setRange(QRectF(0, 0, width, height), padding=0.02)
+        self.redraw()
+
+    def redraw(self, *_):
+        """Draw the current stage of the session's trace (all items updated in place)."""
+        start = time.perf_counter()
+        trace = self.session.trace
+        key = (id(trace), self.session.stage, self.session.score_threshold, self.level,
+               self.anchor_mode, tuple(sorted(self.session.overlays.items())))
+        if key != self._plan_key:
+            # The stage's boxes, labels and heat map change only with this key; a selection
+            # change redraws just the highlight (and the cached mask image).
+            overlay = Overlay() if trace is None else self._plan(trace)
+            self._overlay, self._plan_key = overlay, key
+            self._apply_base(trace, overlay.base)
+            self._apply_boxes(overlay)
+            self._apply_labels(overlay)
+            self._apply_heat(overlay)
+            self.info.setText(overlay.note)
+        self._apply_highlight(trace)
+        self._apply_masks(trace, self._overlay)
+        self.last_redraw_ms = (time.perf_counter() - start) * 1000.0
+
+    def _plan(self, trace) -> Overlay:
+        stage = self.session.stage
+        planner = getattr(self, "_plan_" + stage, None)
+        try:
+            needs_ok = all(key in trace for key in stage_by_key(stage).needs)
+        except KeyError:
+            needs_ok = False
+        overlay = planner(trace) if planner is not None and needs_ok else Overlay(
+            note="This trace has no data for this stage.")
+        overlays = self.session.overlays
+        if overlays.get("gt", True) and "gt" in trace and len(trace["gt"]["boxes"]):
+            overlay.boxes["gt"] = trace["gt"]["boxes"]
+            if overlay.pick is None:
+                overlay.pick = ("gt", np.arange(len(trace["gt"]["boxes"])), trace["gt"]["boxes"])
+        if overlays.get("window", True) and stage in ("input", "anchors", "rpn_scores"):
+            height, width = trace.image.shape[:2]
+            overlay.boxes["window"] = np.array([[0, 0, height, width]], np.float32)
+        return overlay
+
+    def _apply_base(self, trace, base):
+        if trace is None:
+            self.image_item.clear()
+            self._base_key = None
+            return
+        if base == "molded" and "molded" not in trace["input"]:
+            base = "image"
+        key = (id(trace), base)
+        if key == self._base_key:
+            return
+        self._base_key = key
+        if base == "molded":
+            self.image_item.setImage(trace["input"]["molded"], autoLevels=False, levels=(0, 255))
+            self.image_item.setRect(self._molded_rect(trace, trace["input"]["molded"].shape[:2]))
+        else:
+            image = trace.image
+            self.image_item.setImage(image, autoLevels=False, levels=(0, 255))
+            self.image_item.setRect(QRectF(0, 0, image.shape[1], image.shape[0]))
+
+    def _apply_boxes(self, overlay):
+        show_boxes = self.session.overlays.get("boxes", True)
+        for name in list(overlay.boxes):
+            self._curve(name)
+        for name, curve in self.curves.items():
+            if name in ("selected", "linked"):
+                continue
+            boxes = overlay.boxes.get(name)
+            hidden = not show_boxes and (name in BOX_STYLES or name.startswith("class:"))
+            if boxes is None or len(boxes) == 0 or hidden:
+                if curve.xData is not None and len(curve.xData):
+                    curve.setData([], [])
+                curve.setVisible(False)
+            else:
+                curve.setData(*outline_arrays(boxes), connect="finite")
+                curve.setVisible(True)
+
+    def _apply_highlight(self, trace):
+        """The selected item (magenta) and its linked items in other stages (cyan), any stage."""
+        self.highlighted = {}
+        selection = self.session.selection
+        selected, linked = [], []
+        if trace is not None and selection is not None:
+            own_key = SELECTION_STAGES[selection.kind]
+            for key, row in self.session.linked().items():
+                box = _box_of(trace, key, row)
+                if box is None:
+                    continue
+                self.highlighted[key] = box
+                (selected if key == own_key else linked).append(box)
+            refined = self._refined_box(trace)
+            if refined is not None:
+                self.highlighted["heads/refined"] = refined
+                linked.append(refined)
+        for name, boxes in (("selected", selected), ("linked", linked)):
+            curve = self.curves[name]
+            curve.setData(*outline_arrays(boxes), connect="finite")
+            curve.setVisible(bool(boxes))
+
+    def _refined_box(self, trace):
+        """Class-specific refined box of the selection's ROI (ROI refinement stage only)."""
+        if self.session.stage != "roi_refinement" or "heads/refined" not in trace:
+            return None
+        roi = self.session.linked().get("proposals/post_nms")
+        if roi is None or roi < 0 or roi >= len(trace["heads/refined"]["boxes"]):
+            return None
+        class_id = int(np.argmax(trace["heads/class_probs"]["probs"][roi]))
+        return trace["heads/refined"]["boxes"][roi, class_id]
+
+    def _apply_labels(self, overlay):
+        labels = overlay.labels if self.session.overlays.get("labels", True) else []
+        trace = self.session.trace
+        self._label_room = 0.05 * trace.image.shape[0] if trace is not None else 0.0
+        while len(self.labels) < len(labels):
+            item = pg.TextItem(anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 150))
+            item.setZValue(30)
+            self.vb.addItem(item)
+            self.labels.append(item)
+        for item, (box, text, rgb) in zip(self.labels, labels):
+            if getattr(item, "_key", None) != (text, rgb):
+                item.setText(text, color=rgb)
+                item._key = (text, rgb)
+            # Above the box, or just inside it where "above" would leave the image.
+            inside = float(box[0]) < self._label_room
+            item.setAnchor((0, 0) if inside else (0, 1))
+            item.setPos(float(box[1]), float(box[0]))
+            item.setVisible(True)
+        for item in self.labels[len(labels):]:
+            item.setVisible(False)
+
+    def _apply_heat(self, overlay):
+        if overlay.heat is not None:
+            rgba, rect = overlay.heat
+            self.heat_item.setImage(rgba, autoLevels=False)
+            self.heat_item.setRect(rect)
+            self.heat_item.setVisible(True)
+        else:
+            self.heat_item.setVisible(False)
+
+    def _apply_masks(self, trace, overlay):
+        rgba = self._mask_image(trace, overlay)
+        if rgba is None:
+            self.mask_item.setVisible(False)
+        else:
+            if rgba is not self.mask_item.image:
+                self.mask_item.setImage(rgba, autoLevels=False)
+                self.mask_item.setRect(QRectF(0, 0, rgba.shape[1], rgba.shape[0]))
+            self.mask_item.setVisible(True)
+        self._apply_grid(trace, overlay)
+
+    # ---- stage plans ---------------------------------------------------------------------
+
+    def _plan_input(self, trace) -> Overlay:
+        meta = trace.meta.get("image_meta", {})
+        note = "Input image"
+        if meta:
+            note = (f"Molded {meta.get('molded_shape', ['?'])[:2]} from original "
+                    f"{meta.get('original_shape', ['?'])[:2]}, scale {meta.get('scale', 1):.3f}, "
+                    f"window {meta.get('window')} (dash-dot: where the image lies in the padding)")
+        return Overlay(base="molded", note=note)
+
+    def _plan_anchors(self, trace) -> Overlay:
+        anchors = trace["anchors"]
+        rows = np.flatnonzero(anchors["levels"] == self.level)
+        total = len(rows)
+        match = trace["targets/rpn"]["match"] if "targets/rpn" in trace else None
+        limit = ANCHOR_SAMPLE if self.anchor_mode == "sample" else ANCHOR_ALL_LIMIT
+        if total > limit:
+            rng = np.random.default_rng(self.level)
+            sample = np.sort(rng.choice(rows, limit, replace=False))
+            if match is not None:  # never sample the positives away: they are the point
+                sample = np.union1d(sample, rows[match[rows] == 1])
+            rows = sample
+        boxes = anchors["boxes"][rows]
+        overlay = Overlay(pick=("anchor", rows, boxes))
+        if match is None:
+            overlay.boxes["anchor"] = boxes
+        else:
+            for state, style in _MATCH_STYLES.items():
+                overlay.boxes[style] = boxes[match[rows] == state]
+        overlay.note = (f"P{self.level}: showing {len(rows)} of {total} anchors"
+                        + ("; green positive, red negative, grey neutral (RPN targets)"
+                           if match is not None else ""))
+        return overlay
+
+    def _plan_rpn_scores(self, trace) -> Overlay:
+        heat = self._heat_map(trace, self.level)
+        rows = np.flatnonzero(trace["anchors"]["levels"] == self.level)
+        scores = trace["rpn/scores"]["scores"][rows]
+        top = rows[np.argsort(-scores, kind="stable")[:RPN_TOP_ANCHORS]]
+        boxes = trace["anchors"]["boxes"][top]
+        overlay = Overlay(heat=heat, pick=("anchor", top, boxes), boxes={"dotted": boxes})
+        overlay.note = (f"P{self.level}: objectness, max over anchors per cell "
+                        f"(max {scores.max() if len(scores) else 0:.2f}); dotted: the "
+                        f"{len(top)} best anchors of the level" if heat else
+                        f"P{self.level}: level shape unknown, no heat map")
+        return overlay
+
+    def _plan_refined_anchors(self, trace) -> Overlay:
+        pre = trace["proposals/pre_nms"]
+        rows, dropped = self._above(pre["scores"])
+        anchors = trace["anchors"]["boxes"][pre["anchor_indices"][rows]]
+        return Overlay(boxes={"dotted": anchors, "dashed": pre["unclipped"][rows],
+                              "solid": pre["boxes"][rows]},
+                       pick=("pre_nms", rows, pre["boxes"][rows]),
+                       note=f"{len(rows)} of {len(pre['scores'])} refined anchors{dropped}; "
+                            "dotted anchor, dashed refined, solid clipped")
+
+    def _plan_proposals(self, trace) -> Overlay:
+        pre, post = trace["proposals/pre_nms"], trace["proposals/post_nms"]
+        pre_rows, _ = self._above(pre["scores"])
+        rows, dropped = self._above(post["scores"])
+        return Overlay(boxes={"faint": pre["boxes"][pre_rows], "solid": post["boxes"][rows]},
+                       pick=("proposal", rows, post["boxes"][rows]),
+                       note=f"{len(rows)} of {len(post['scores'])} proposals after NMS{dropped} "
+                            f"(faint: {len(pre_rows)} before NMS)")
+
+    def _plan_roi_refinement(self, trace) -> Overlay:
+        probs = trace["heads/class_probs"]["probs"]
+        class_ids = np.argmax(probs, axis=1)
+        scores = probs[np.arange(len(probs)), class_ids]
+        rows, dropped = self._above(np.where(class_ids > 0, scores, -1.0))
+        rois = trace["proposals/post_nms"]["boxes"][rows]
+        refined = trace["heads/refined"]["boxes"][rows, class_ids[rows]]
+        return Overlay(boxes={"dotted": rois, "solid": refined},
+                       pick=("proposal", np.concatenate([rows, rows]),
+                             np.concatenate([refined, rois])),
+                       note=f"{len(rows)} foreground ROIs of {len(probs)}{dropped}; "
+                            "dotted ROI, solid refined for its most likely class")
+
+    def _plan_detections(self, trace) -> Overlay:
+        overlay = self._detection_overlay(trace, labels=True)
+        pre = trace["detections/pre_nms"]
+        pre_rows, _ = self._above(pre["scores"])
+        overlay.boxes["faint"] = pre["boxes"][pre_rows]
+        overlay.note += f" (faint: {len(pre_rows)} before per-class NMS)"
+        return overlay
+
+    def _plan_raw_masks(self, trace) -> Overlay:
+        overlay = self._detection_overlay(trace, labels=True)
+        overlay.masks = "raw"
+        overlay.note += "; 28x28 mask probabilities stretched into each box, grid at right"
+        return overlay
+
+    def _plan_masks(self, trace) -> Overlay:
+        overlay = self._detection_overlay(trace, labels=False)
+        overlay.masks = "full"
+        return overlay
+
+    def _plan_composite(self, trace) -> Overlay:
+        overlay = self._detection_overlay(trace, labels=True)
+        overlay.masks = "full" if "masks" in trace else ""
+        return overlay
+
+    def _detection_overlay(self, trace, labels: bool) -> Overlay:
+        det = trace["detections"]
+        rows, _ = self._above(det["scores"])
+        boxes = np.asarray(det["boxes"], np.float32).reshape(-1, 4)
+        overlay = Overlay(pick=("detection", rows, boxes[rows]), mask_rows=rows)
+        names = trace.class_names
+        for class_id in np.unique(det["class_ids"][rows]):
+            overlay.boxes[f"class:{int(class_id)}"] = boxes[rows[det["class_ids"][rows] == class_id]]
+        if labels:
+            for row in rows[:100]:
+                class_id = int(det["class_ids"][row])
+                name = names[class_id] if class_id < len(names) else f"class {class_id}"
+                overlay.labels.append((boxes[row], f"{name} {float(det['scores'][row]):.2f}",
+                                       class_colour(class_id)))
+        overlay.note = (f"{len(rows)} of {len(boxes)} detections with score ≥ "
+                        f"{self.session.score_threshold:.2f}")
+        return overlay
+
+    def _above(self, scores):
+        """Rows with score >= threshold, best MAX_BOXES first-in-order; and a note on drops."""
+        scores = np.asarray(scores)
+        rows = np.flatnonzero(scores >= self.session.score_threshold)
+        if len(rows) <= MAX_BOXES:
+            return rows, ""
+        best = np.sort(rows[np.argsort(-scores[rows], kind="stable")[:MAX_BOXES]])
+        return best, f" (best {MAX_BOXES} of {len(rows)} shown)"
+
+    # ---- heat maps and masks -------------------------------------------------------------
+
+    def _molded_rect(self, trace, shape) -> QRectF:
+        """Where a [h, w] map covering the molded image lies, in original-image pixels."""
+        meta = trace.meta.get("image_meta") or {}
+        scale = float(meta.get("scale", 1.0) or 1.0)
+        top, left = (meta.get("window") or [0, 0])[:2]
+        molded_h, molded_w = (meta.get("molded_shape") or shape)[:2]
+        return QRectF(-left / scale, -top / scale, molded_w / scale, molded_h / scale)
+
+    def _heat_map(self, trace, level):
+        """(RGBA [H_l, W_l, 4], rect) of the level's max objectness per cell, or None."""
+        key = ("heat", level)
+        if key in self._cache:
+            return self._cache[key]
+        result = None
+        rows = np.flatnonzero(trace["anchors"]["levels"] == level)
+        shapes = trace.meta.get("level_shapes") or []
+        config = trace.meta.get("config", {})
+        if len(rows) and 0 <= level - 2 < len(shapes):
+            height, width = (int(v) for v in shapes[level - 2])
+            stride = int(config.get("RPN_ANCHOR_STRIDE", 1) or 1)
+            cells_h, cells_w = math.ceil(height / stride), math.ceil(width / stride)
+            per_cell = len(rows) // max(cells_h * cells_w, 1)
+            if per_cell and per_cell * cells_h * cells_w == len(rows):
+                # (H_l * W_l * A,) -> (H_l, W_l, A): anchors are ordered y, x, ratio.
+                scores = trace["rpn/scores"]["scores"][rows].reshape(cells_h, cells_w, per_cell)
+                peak = np.clip(scores.max(axis=2), 0.0, 1.0)
+                rgba = np.empty(peak.shape + (4,), np.uint8)
+                rgba[..., :3] = self._lut[(peak * 255).astype(np.uint8)]
+                rgba[..., 3] = (50 + 170 * peak).astype(np.uint8)
+                molded = self._molded_rect(trace, (height, width))
+                feature_stride = molded.width() / width * stride
+                # Cell (i, j) is centred on its anchors' centre, i * feature stride.
+                result = (rgba, QRectF(molded.x() - feature_stride / 2,
+                                       molded.y() - feature_stride / 2,
+                                       cells_w * feature_stride, cells_h * feature_stride))
+        self._cache[key] = result
+        return result
+
+    def _mask_image(self, trace, overlay):
+        """One RGBA image of the masks to draw (cached on its inputs), or None."""
+        show_gt = self.session.overlays.get("gt", True) and trace is not None and \
+            "gt" in trace and "masks" in trace["gt"] and overlay.base == "image"
+        show_masks = overlay.masks and self.session.overlays.get("masks", True)
+        if trace is None or not (show_masks or show_gt):
+            return None
+        rows = overlay.mask_rows if show_masks and overlay.mask_rows is not None else np.zeros(0, int)
+        key = (id(trace), overlay.masks if show_masks else "", tuple(rows.tolist()), show_gt)
+        if key == self._mask_key:
+            return self.mask_item.image
+        self._mask_key = key
+        height, width = trace.image.shape[:2]
+        rgba = np.zeros((height, width, 4), np.uint8)
+        if show_gt:
+            for box, mask in zip(trace["gt"]["boxes"], np.moveaxis(trace["gt"]["masks"], -1, 0)):
+                _paint(rgba, box, mask, (255, 255, 255, 60), full_mask=True)
+        det = trace["detections"]
+        # The selection is shown by the highlight curves, so this image does not depend on it.
+        alpha = 120
+        for row in rows:
+            box = det["boxes"][row]
+            if overlay.masks == "raw":
+                _paint_raw(rgba, box, trace["masks/raw"]["masks"][row], self._lut, alpha + 80)
+            elif "masks" in trace:
+                mask = trace["masks"]["masks"][..., row]
+                _paint(rgba, box, mask, class_colour(det["class_ids"][row]) + (alpha,),
+                       full_mask=True)
+        return rgba
+
+    def _apply_grid(self, trace, overlay):
+        show = overlay.masks == "raw" and trace is not None and "masks/raw" in trace
+        self.grid_view.setVisible(bool(show))
+        if not show:
+            return
+        rows = overlay.mask_rows
+        raw = trace["masks/raw"]["masks"]
+        columns = max(1, math.ceil(math.sqrt(len(rows))))
+        key = ("grid", tuple(rows.tolist()))
+        if self._cache.get("grid_key") != key:
+            self._cache["grid_key"] = key
+            lines = max(1, math.ceil(len(rows) / columns))
+            cell = RAW_CELL + 2
+            grid = np.zeros((lines * cell, columns * cell, 4), np.uint8)
+            for i, row in enumerate(rows):
+                y, x = divmod(i, columns)
+                grid[y * cell + 1:y * cell + 1 + RAW_CELL, x * cell + 1:x * cell + 1 + RAW_CELL, :3] = \
+                    self._lut[(np.clip(raw[row], 0, 1) * 255).astype(np.uint8)]
+                grid[y * cell + 1:y * cell + 1 + RAW_CELL, x * cell + 1:x * cell + 1 + RAW_CELL, 3] = 255
+            self.grid_item.setImage(grid, autoLevels=False)
+            self.grid_vb.autoRange(items=[self.grid_item], padding=0.02)
+            self._grid_rows = rows
+            self._grid_columns = columns
+        selected = self.session.linked().get("detections")
+        outline = []
+        if selected is not None and selected in set(rows.tolist()):
+            y, x = divmod(int(np.flatnonzero(rows == selected)[0]), self._grid_columns)
+            cell = RAW_CELL + 2
+            outline = [[y * cell, x * cell, (y + 1) * cell, (x + 1) * cell]]
+        self.grid_outline.setData(*outline_arrays(outline), connect="finite")
+
+    # ---- picking -------------------------------------------------------------------------
+
+    def pick(self, x: float, y: float):
+        """(kind, row) of the smallest pickable box of this stage containing (x, y), or None."""
+        if self._overlay.pick is None:
+            return None
+        kind, rows, boxes = self._overlay.pick
+        hit = pick_box(boxes, x, y)
+        return None if hit is None else (kind, int(np.asarray(rows)[hit]))
+
+    def click_at(self, x: float, y: float) -> None:
+        """Select what a click at image pixel (x, y) hits; a click on nothing clears."""
+        hit = self.pick(x, y)
+        self.session.select(*(hit if hit else (None, None)))
+
+    def _on_scene_click(self, event):
+        if event.button() != Qt.MouseButton.LeftButton or event.double():
+            return
+        point = self.vb.mapSceneToView(event.scenePos())
+        self.click_at(point.x(), point.y())
+
+    def _on_grid_click(self, event):
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        point = self.grid_vb.mapSceneToView(event.scenePos())
+        cell = RAW_CELL + 2
+        column, line = int(point.x() // cell), int(point.y() // cell)
+        index = line * getattr(self, "_grid_columns", 1) + column
+        if 0 <= column < getattr(self, "_grid_columns", 1) and 0 <= index < len(self._grid_rows):
+            self.session.select("detection", int(self._grid_rows[index]))
+
+    def scene_pos_of(self, x: float, y: float):
+        """Widget (viewport) position of image pixel (x, y), for simulated clicks."""
+        scene = self.vb.mapViewToScene(pg.Point(x, y))
+        return self.view.mapFromScene(scene)
+
+
+def _box_of(trace, key, row):
+    """Box [4] of row ``row`` of trace stage ``key`` (None if absent or out of range)."""
+    stage = trace.get(key)
+    if stage is None or "boxes" not in stage or row is None or row < 0:
+        return None
+    boxes = np.asarray(stage["boxes"]).reshape(-1, 4)
+    return boxes[row].astype(np.float32) if row < len(boxes) else None
+
+
+def _clip_box(box, shape):
+    y1, x1, y2, x2 = (int(round(float(v))) for v in box)
+    return max(y1, 0), max(x1, 0), min(y2, shape[0]), min(x2, shape[1])
+
+
+def _paint(rgba, box, mask, colour, full_mask=False):
+    """Paint ``mask`` ([H, W] full-size) inside ``box`` onto ``rgba`` with ``colour``."""
+    y1, x1, y2, x2 = _clip_box(box, rgba.shape)
+    if y2 <= y1 or x2 <= x1:
+        return
+    region = mask[y1:y2, x1:x2] if full_mask else mask
+    rgba[y1:y2, x1:x2][region.astype(bool)] = colour
+
+
+def _paint_raw(rgba, box, raw, lut, alpha):
+    """Paint a raw [28, 28] probability map stretched (nearest) into ``box``."""
+    y1, x1, y2, x2 = _clip_box(box, rgba.shape)
+    if y2 <= y1 or x2 <= x1:
+        return
+    by1, bx1, by2, bx2 = (float(v) for v in box)
+    rows = np.clip(((np.arange(y1, y2) + 0.5 - by1) / max(by2 - by1, 1) * raw.shape[0]).astype(int),
+                   0, raw.shape[0] - 1)
+    cols = np.clip(((np.arange(x1, x2) + 0.5 - bx1) / max(bx2 - bx1, 1) * raw.shape[1]).astype(int),
+                   0, raw.shape[1] - 1)
+    probs = np.clip(raw[rows][:, cols], 0, 1)
+    rgba[y1:y2, x1:x2, :3] = lut[(probs * 255).astype(np.uint8)]
+    rgba[y1:y2, x1:x2, 3] = (probs * alpha).astype(np.uint8)

@@ -1,0 +1,162 @@
+"""Timings panel: how long each stage of the traced image took, and how many items it produced.
+
+Reads ``Trace.meta["timings"]`` (seconds per stage) and ``Trace.meta["counts"]`` (items per stage;
+``Trace.counts()`` when the trace carries none). A horizontal bar chart shows where the time goes;
+the tables give exact milliseconds, share of the total and the counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QSplitter, QStackedWidget,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from mrcnn.trace_data import ACTIVATION_PREFIX
+from viewer.export import export_widget_png
+
+# Stages whose "count" is an image height, not a number of items.
+COUNTLESS_STAGES = ("input",)
+TOTAL_KEY = "total"  # a trace may time the whole pass as well; it is the total, not a stage
+BAR_BRUSH = (80, 140, 220)
+
+
+def timing_rows(timings: dict) -> tuple[list[tuple[str, float, float]], float]:
+    """([(stage, ms, percent of total)], total ms) from {stage: seconds}.
+
+    The total is ``timings["total"]`` when present, else the sum of the stages.
+    """
+    stages = [(str(k), 1000.0 * float(v)) for k, v in timings.items()
+              if k != TOTAL_KEY and v is not None]
+    total = 1000.0 * float(timings[TOTAL_KEY]) if timings.get(TOTAL_KEY) is not None else \
+        sum(ms for _, ms in stages)
+    return [(name, ms, 100.0 * ms / total if total > 0 else 0.0) for name, ms in stages], total
+
+
+def _numeric_item(text: str, value: float) -> QTableWidgetItem:
+    item = QTableWidgetItem(text)
+    item.setData(Qt.UserRole, value)
+    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+    return item
+
+
+class TimingsPanel(QWidget):
+    """Per-stage timings (bar chart + table with ms and %) and per-stage counts of the trace."""
+
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.rows: list[tuple[str, float, float]] = []  # derived from the trace, for tests/export
+        self.total_ms = 0.0
+        self._build()
+        session.traceChanged.connect(self._on_trace_changed)
+        self._on_trace_changed(session.trace)
+
+    def _build(self) -> None:
+        self.hint = QLabel("No timings: open or trace an image to see how long each stage took.")
+        self.hint.setAlignment(Qt.AlignCenter)
+        self.hint.setWordWrap(True)
+
+        self.plot = pg.PlotWidget()
+        self.plot.setLabel("bottom", "time", units="ms")
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.bars = pg.BarGraphItem(x0=[], y=[], height=0.6, width=[], brush=BAR_BRUSH)
+        self.plot.addItem(self.bars)
+
+        self.timing_table = self._table(("Stage", "ms", "% of total"))
+        self.count_table = self._table(("Stage", "Items"))
+        self.total_label = QLabel()
+
+        tables = QSplitter(Qt.Horizontal)
+        tables.addWidget(self.timing_table)
+        tables.addWidget(self.count_table)
+        content = QSplitter(Qt.Vertical)
+        content.addWidget(self.plot)
+        content.addWidget(tables)
+        content.setSizes([220, 260])
+        content_box = QWidget()
+        content_layout = QVBoxLayout(content_box)
+        content_layout.setContentsMargins(0, 0, 0, 0)
+        content_layout.addWidget(content, 1)
+        content_layout.addWidget(self.total_label)
+
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.hint)
+        self.stack.addWidget(content_box)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.stack)
+
+    @staticmethod
+    def _table(headers) -> QTableWidget:
+        table = QTableWidget(0, len(headers))
+        table.setHorizontalHeaderLabels(list(headers))
+        table.verticalHeader().setVisible(False)
+        table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        return table
+
+    # ---- session -> view -----------------------------------------------------------------
+
+    def _on_trace_changed(self, trace) -> None:
+        timings = trace.timings if trace is not None else {}
+        counts = {}
+        if trace is not None:
+            counts = {key: value for key, value in (trace.meta.get("counts") or trace.counts())
+                      .items() if key not in COUNTLESS_STAGES
+                      and not key.startswith(ACTIVATION_PREFIX)}
+        self.rows, self.total_ms = timing_rows(timings)
+        self._fill_timings()
+        self._fill_counts(counts)
+        self.stack.setCurrentIndex(1 if (self.rows or counts) else 0)
+
+    def _fill_timings(self) -> None:
+        names = [name for name, _, _ in self.rows]
+        widths = np.array([ms for _, ms, _ in self.rows], dtype=np.float64)
+        # The first stage at the top: positions count down (invertY hides some tick labels).
+        positions = np.arange(len(names))[::-1].astype(np.float64)
+        self.bars.setOpts(x0=np.zeros(len(names)), y=positions, width=widths, height=0.6)
+        axis = self.plot.getAxis("left")
+        axis.setTicks([list(zip(positions.tolist(), names))])
+        # The axis grows to its labels only after a first paint, which skips labels that do not
+        # fit yet; size it up front so every stage name shows (and shows in exports).
+        metrics = QFontMetrics(axis.style.get("tickFont") or axis.font())
+        axis.setWidth(max([metrics.horizontalAdvance(name) for name in names] + [20]) + 16)
+        if names:
+            self.plot.setYRange(-0.5, len(names) - 0.5, padding=0.02)
+            self.plot.setXRange(0, max(float(widths.max()), 1e-3), padding=0.05)
+        self.plot.setTitle(f"total {self.total_ms:.1f} ms" if names else "no timings")
+
+        table = self.timing_table
+        table.setRowCount(0)
+        table.setRowCount(len(self.rows) + (1 if self.rows else 0))
+        for r, (name, ms, percent) in enumerate(self.rows):
+            table.setItem(r, 0, QTableWidgetItem(name))
+            table.setItem(r, 1, _numeric_item(f"{ms:.2f}", ms))
+            table.setItem(r, 2, _numeric_item(f"{percent:.1f}", percent))
+        if self.rows:
+            bold = QFont()
+            bold.setBold(True)
+            total_items = (QTableWidgetItem("Total"), _numeric_item(f"{self.total_ms:.2f}",
+                                                                   self.total_ms),
+                           _numeric_item("100.0", 100.0))
+            for c, item in enumerate(total_items):
+                item.setFont(bold)
+                table.setItem(len(self.rows), c, item)
+        self.total_label.setText(f"{len(self.rows)} timed stages, total {self.total_ms:.1f} ms"
+                                 if self.rows else "This trace carries no timings.")
+
+    def _fill_counts(self, counts: dict) -> None:
+        table = self.count_table
+        table.setRowCount(0)
+        table.setRowCount(len(counts))
+        for r, (name, count) in enumerate(counts.items()):
+            table.setItem(r, 0, QTableWidgetItem(str(name)))
+            table.setItem(r, 1, _numeric_item(f"{int(count):,}", int(count)))
+
+    def export_png(self, path):
+        """Write the panel as shown to ``path`` (PNG)."""
+        return export_widget_png(self, path)

@@ -1,0 +1,285 @@
+"""Weights panel: a sortable, filterable table of weight statistics and the selected histogram.
+
+Statistics come from ``Session.weight_stats`` (plain dicts from ``mrcnn.stats``' ``to_dict``);
+the panel only formats them. Dead and exploding weights are coloured, carry an icon, and explain
+the flag in their tooltip, so a broken checkpoint stands out in a list of hundreds of tensors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel,
+                               QLineEdit, QSplitter, QStackedWidget, QStyle, QTableView,
+                               QVBoxLayout, QWidget)
+
+from viewer.export import export_widget_png
+
+try:  # thresholds only feed the tooltips; mrcnn.stats is numpy-only
+    from mrcnn.stats import DEAD_THRESHOLD, EXPLODING_THRESHOLD
+except ImportError:  # pragma: no cover - keeps the panel usable on its own
+    DEAD_THRESHOLD, EXPLODING_THRESHOLD = 1e-8, 1e3
+
+COLUMNS = ("Layer", "Weight", "Shape", "Mean", "Std", "Min", "Max", "Zeros %", "Flags")
+SORT_ROLE = Qt.UserRole
+DEAD_COLOUR = QColor(205, 215, 245)
+EXPLODING_COLOUR = QColor(250, 200, 195)
+FLAG_TOOLTIPS = {
+    "dead": (f"Dead: every value is below {DEAD_THRESHOLD:g} in magnitude, or all values are "
+             f"equal (std < {DEAD_THRESHOLD:g}). The layer passes no signal: check that the "
+             "weights were loaded and initialised."),
+    "exploding": (f"Exploding: a value exceeds {EXPLODING_THRESHOLD:g} in magnitude, or some "
+                  "values are NaN / Inf. Training probably diverged: lower the learning rate "
+                  "or clip gradients."),
+}
+
+
+def normalise_stat(stat) -> dict:
+    """One weight statistic as a dict with the panel's keys, from a dict or a ``WeightStat``.
+
+    Accepts both key spellings (``zeros`` / ``zero_fraction``, ``hist_edges`` / ``bin_edges``);
+    None (NaN in JSON) becomes NaN.
+    """
+    if not isinstance(stat, dict):
+        stat = stat.to_dict()
+
+    def number(key):
+        value = stat.get(key)
+        return float("nan") if value is None else float(value)
+
+    zeros = stat.get("zeros", stat.get("zero_fraction", 0.0))
+    edges = stat.get("hist_edges", stat.get("bin_edges", []))
+    flags = [flag for flag in ("dead", "exploding") if stat.get(flag)]
+    return {"layer": str(stat.get("layer", "")), "name": str(stat.get("name", "")),
+            "shape": tuple(int(v) for v in stat.get("shape", ())),
+            "mean": number("mean"), "std": number("std"), "min": number("min"),
+            "max": number("max"), "zeros": 0.0 if zeros is None else float(zeros),
+            "hist_counts": np.asarray(stat.get("hist_counts", []), dtype=np.float64),
+            "hist_edges": np.asarray(edges, dtype=np.float64),
+            "nonfinite": int(stat.get("nonfinite") or 0), "flags": flags}
+
+
+def _format_number(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:+.4g}"
+
+
+class WeightStatsModel(QAbstractTableModel):
+    """Table model over normalised weight statistics (one row per weight tensor)."""
+
+    def __init__(self, icons: dict, parent=None):
+        super().__init__(parent)
+        self.rows: list[dict] = []
+        self.icons = icons
+
+    def set_rows(self, rows: list[dict]) -> None:
+        self.beginResetModel()
+        self.rows = rows
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()):
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=QModelIndex()):
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.DisplayRole):
+        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index, role=Qt.DisplayRole):
+        if not index.isValid():
+            return None
+        row, column = self.rows[index.row()], COLUMNS[index.column()]
+        if role in (Qt.DisplayRole, SORT_ROLE):
+            return self._value(row, column, sort=role == SORT_ROLE)
+        flags = row["flags"]
+        if role == Qt.BackgroundRole and flags:
+            return QBrush(EXPLODING_COLOUR if "exploding" in flags else DEAD_COLOUR)
+        if role == Qt.ToolTipRole and flags:
+            text = "\n\n".join(FLAG_TOOLTIPS[flag] for flag in flags)
+            if row["nonfinite"]:
+                text += f"\n\n{row['nonfinite']} non-finite values (left out of the statistics)."
+            return text
+        if role == Qt.DecorationRole and column == "Flags" and flags:
+            return self.icons["exploding" if "exploding" in flags else "dead"]
+        if role == Qt.TextAlignmentRole and column in ("Mean", "Std", "Min", "Max", "Zeros %"):
+            return int(Qt.AlignRight | Qt.AlignVCenter)
+        return None
+
+    @staticmethod
+    def _value(row: dict, column: str, sort: bool):
+        key = {"Layer": "layer", "Weight": "name", "Mean": "mean", "Std": "std", "Min": "min",
+               "Max": "max"}.get(column)
+        if column == "Shape":
+            size = int(np.prod(row["shape"])) if row["shape"] else 1
+            return size if sort else (" x ".join(map(str, row["shape"])) or "scalar")
+        if column == "Zeros %":
+            return 100.0 * row["zeros"] if sort else f"{100.0 * row['zeros']:.1f}"
+        if column == "Flags":
+            return len(row["flags"]) if sort else ", ".join(row["flags"])
+        value = row[key]
+        if isinstance(value, float):
+            # NaN sorts last whatever the direction of the sort should say: treat it as +inf.
+            return (math.inf if math.isnan(value) else value) if sort else _format_number(value)
+        return value
+
+
+class WeightFilterProxy(QSortFilterProxyModel):
+    """Keeps rows whose ``layer/name`` contains the filter text, optionally only flagged ones."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.text = ""
+        self.only_flagged = False
+        self.setSortRole(SORT_ROLE)
+
+    def set_filter(self, text: str, only_flagged: bool) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.10; invalidateFilter is deprecated there
+            self.beginFilterChange()
+            self.text, self.only_flagged = text.strip().lower(), bool(only_flagged)
+            self.endFilterChange()
+        else:
+            self.text, self.only_flagged = text.strip().lower(), bool(only_flagged)
+            self.invalidateFilter()
+
+    def filterAcceptsRow(self, source_row, source_parent):
+        row = self.sourceModel().rows[source_row]
+        if self.only_flagged and not row["flags"]:
+            return False
+        return not self.text or self.text in f"{row['layer']}/{row['name']}".lower()
+
+
+class WeightsPanel(QWidget):
+    """Weight statistics of the session's model: table, filter, and the selected histogram."""
+
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        style = self.style()
+        icons = {"dead": style.standardIcon(QStyle.SP_MessageBoxWarning),
+                 "exploding": style.standardIcon(QStyle.SP_MessageBoxCritical)}
+        self.model = WeightStatsModel(icons, self)
+        self.proxy = WeightFilterProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self.selected_row: int | None = None  # row of self.model shown in the histogram
+        self._build()
+        session.weightStatsChanged.connect(self._on_stats_changed)
+        self._on_stats_changed(session.weight_stats)
+
+    def _build(self) -> None:
+        self.hint = QLabel("No weight statistics yet.\nLoad a model (or a weights file) to "
+                           "inspect its weight histograms.")
+        self.hint.setAlignment(Qt.AlignCenter)
+        self.hint.setWordWrap(True)
+
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setPlaceholderText("Filter by layer or weight name (e.g. res4, bn, kernel)")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.flagged_check = QCheckBox("only flagged")
+        self.flagged_check.setToolTip("Show only dead or exploding weights")
+        self.filter_edit.textChanged.connect(self._apply_filter)
+        self.flagged_check.toggled.connect(self._apply_filter)
+        self.summary_label = QLabel()
+        controls = QHBoxLayout()
+        controls.addWidget(self.filter_edit, 1)
+        controls.addWidget(self.flagged_check)
+        controls.addWidget(self.summary_label)
+
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.AscendingOrder)  # keep layer order until the user sorts
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current_row)
+
+        self.plot = pg.PlotWidget()
+        self.plot.setLabel("bottom", "weight value")
+        self.plot.setLabel("left", "count")
+        self.histogram_curve = self.plot.plot(stepMode="center", fillLevel=0,
+                                              brush=(80, 140, 220, 150), pen=(40, 90, 180))
+        self.plot.setTitle("Select a weight to see its histogram")
+
+        table_box = QWidget()
+        table_layout = QVBoxLayout(table_box)
+        table_layout.setContentsMargins(0, 0, 0, 0)
+        table_layout.addLayout(controls)
+        table_layout.addWidget(self.table, 1)
+        splitter = QSplitter(Qt.Vertical)
+        splitter.addWidget(table_box)
+        splitter.addWidget(self.plot)
+        splitter.setSizes([300, 200])
+
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.hint)
+        self.stack.addWidget(splitter)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.stack)
+
+    # ---- session -> view -----------------------------------------------------------------
+
+    def _on_stats_changed(self, stats) -> None:
+        rows = [normalise_stat(stat) for stat in (stats or [])]
+        self.model.set_rows(rows)
+        self._show_histogram(None)
+        self.stack.setCurrentIndex(1 if rows else 0)
+        self.table.resizeColumnsToContents()
+        self._update_summary()
+
+    # ---- user -> view --------------------------------------------------------------------
+
+    def _apply_filter(self, *_args) -> None:
+        self.proxy.set_filter(self.filter_edit.text(), self.flagged_check.isChecked())
+        self._update_summary()
+
+    def _update_summary(self) -> None:
+        flagged = sum(1 for row in self.model.rows if row["flags"])
+        self.summary_label.setText(f"{self.proxy.rowCount()} of {len(self.model.rows)} shown, "
+                                   f"{flagged} flagged")
+
+    def visible_rows(self) -> list[dict]:
+        """Rows that pass the filter, in displayed order."""
+        return [self.model.rows[self.proxy.mapToSource(self.proxy.index(r, 0)).row()]
+                for r in range(self.proxy.rowCount())]
+
+    def _on_current_row(self, current, _previous=None) -> None:
+        source = self.proxy.mapToSource(current) if current.isValid() else QModelIndex()
+        self._show_histogram(source.row() if source.isValid() else None)
+
+    def select_weight(self, layer: str, name: str) -> None:
+        """Select the visible row of ``layer``/``name`` (shows its histogram)."""
+        for r in range(self.proxy.rowCount()):
+            row = self.model.rows[self.proxy.mapToSource(self.proxy.index(r, 0)).row()]
+            if row["layer"] == layer and row["name"] == name:
+                self.table.selectRow(r)
+                self.table.setCurrentIndex(self.proxy.index(r, 0))
+                return
+        raise KeyError(f"no visible weight {layer}/{name}")
+
+    def _show_histogram(self, source_row: int | None) -> None:
+        self.selected_row = source_row
+        if source_row is None:
+            self.histogram_curve.clear()
+            self.plot.setTitle("Select a weight to see its histogram")
+            return
+        row = self.model.rows[source_row]
+        counts, edges = row["hist_counts"], row["hist_edges"]
+        if len(edges) == len(counts) + 1 and len(counts):
+            self.histogram_curve.setData(edges, counts, stepMode="center", fillLevel=0)
+        else:
+            self.histogram_curve.clear()
+        flags = f"  [{', '.join(row['flags'])}]" if row["flags"] else ""
+        self.plot.setTitle(f"{row['layer']}/{row['name']}{flags}")
+
+    def export_png(self, path):
+        """Write the panel as shown to ``path`` (PNG)."""
+        return export_widget_png(self, path)

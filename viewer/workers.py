@@ -1,0 +1,309 @@
+"""Model loading and tracing on a worker thread, cancellable between steps.
+
+``TraceWorker`` is a QObject moved to a QThread by ``JobRunner``. It reports each step
+(``progress``), then ``finished(TraceResult)``, ``failed(title, message)`` or ``cancelled()``.
+TensorFlow (through ``mrcnn.model`` / ``mrcnn.trace``) is imported here, inside ``run`` on the
+worker thread, never when the viewer starts. The loaders are injectable so tests run without TF.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "resources" / "demo"
+LOADING_TF = "Loading TensorFlow…"
+
+
+class Cancelled(Exception):
+    """The user cancelled the job; its results are dropped."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to trace with: a weights file and optional config JSON / class names file."""
+
+    weights: str = ""
+    config: str = ""
+    class_names: str = ""
+    demo: bool = False
+
+    def describe(self) -> str:
+        return "built-in demo model" if self.demo else Path(self.weights).name
+
+
+def demo_model_spec(folder=DEMO_DIR) -> ModelSpec | None:
+    """The built-in demo model (``resources/demo``: one .h5, config.json, class names), or None."""
+    folder = Path(folder)
+    weights = sorted(folder.glob("*.h5")) if folder.is_dir() else []
+    if not weights:
+        return None
+    config = folder / "config.json"
+    names = next((p for p in (folder / "class_names.txt", folder / "class_names.json")
+                  if p.is_file()), None)
+    return ModelSpec(weights=str(weights[0]), config=str(config) if config.is_file() else "",
+                     class_names=str(names) if names else "", demo=True)
+
+
+@dataclass
+class TraceResult:
+    trace: object                 # mrcnn.trace_data.Trace
+    image_path: str
+    model: object = None          # the loaded MaskRCNN, reused by the next job
+    model_spec: ModelSpec | None = None
+    class_names: list | None = None
+    weight_stats: list | None = field(default=None)
+
+
+# ---- default steps (lazy imports: TensorFlow only on the worker thread) -------------------
+
+def read_image(path):
+    """[H, W, 3] uint8; errors name the file."""
+    from mrcnn.cli import read_image as cli_read_image
+
+    return cli_read_image(path)
+
+
+def load_model(spec: ModelSpec, step):
+    """(inference MaskRCNN with weights, class names or None); ``step(text)`` between steps."""
+    from mrcnn.cli import load_config, read_class_names, read_weight_shapes
+
+    read_weight_shapes(spec.weights)  # a bad file fails here, before TensorFlow loads
+    config = load_config(spec.config or None, spec.weights, "viewer")
+    names = read_class_names(spec.class_names, config.NUM_CLASSES) if spec.class_names else None
+    step(LOADING_TF)
+    from mrcnn.model import MaskRCNN
+
+    step("Building model")
+    model = MaskRCNN("inference", config)
+    step("Loading weights")
+    model.load_weights(spec.weights)
+    return model, names
+
+
+def trace_image(model, image, class_names=None):
+    from mrcnn.trace import trace
+
+    return trace(model, image, class_names=class_names)
+
+
+def compute_weight_stats(model):
+    from mrcnn.stats import stats_to_dicts, weight_stats
+
+    # Plain dicts: what Session.weight_stats / the weights panel take.
+    return stats_to_dicts(weight_stats(model))
+
+
+# ---- errors --------------------------------------------------------------------------------
+
+_ADVICE = {
+    "image": ("Cannot open image", "Choose a PNG, JPEG, BMP or TIFF image file."),
+    "weights": ("Cannot read weights", "Choose a Keras HDF5 (.h5) weights file saved by mrcnn or "
+                                       "by matterport's Mask_RCNN."),
+    "mismatch": ("Weights do not fit the model",
+                 "Use the config the weights were trained with (NUM_CLASSES, BACKBONE and head "
+                 "sizes must match), or leave the config empty to infer it from the weights."),
+    "config": ("Invalid config", "Fix the field named above in the config JSON, or leave the "
+                                 "config empty to infer it from the weights."),
+    "memory": ("Out of memory", "Use a smaller image size (IMAGE_MAX_DIM / IMAGE_MIN_DIM in the "
+                                "config), close other programs using the GPU, or run on the CPU "
+                                "(start the viewer with CUDA_VISIBLE_DEVICES= )."),
+    "trace": ("Cannot open trace", "Choose a .npz file written by 'mrcnn trace' or by the viewer's "
+                                   "File > Save trace."),
+}
+
+
+def describe_error(error: BaseException, step: str = "") -> tuple[str, str]:
+    """(title, message) for a dialog: what happened and what to do. No TensorFlow import."""
+    name = type(error).__name__
+    text = str(error).strip() or name
+    if name == "ResourceExhaustedError" or isinstance(error, MemoryError) or "OOM" in text:
+        kind = "memory"
+    elif name == "WeightsMismatchError" or ("NUM_CLASSES" in text and "weights" in text.lower()):
+        kind = "mismatch"
+    elif name == "ConfigError" or (name == "CliError" and ".json:" in text):
+        kind = "config"
+    elif name in ("WeightsError", "WeightsFileError") or step == "weights":
+        kind = "weights"
+    elif name == "TraceFileError" or step == "trace":
+        kind = "trace"
+    elif name == "DatasetError" or step == "image":
+        kind = "image"
+    else:
+        return ("Unexpected error", f"{name}: {text}\n\nThe window keeps working; the details "
+                                    "were printed to the terminal.")
+    title, advice = _ADVICE[kind]
+    return title, f"{text}\n\nWhat to do: {advice}"
+
+
+# ---- the worker -----------------------------------------------------------------------------
+
+class TraceWorker(QObject):
+    """Reads an image, loads the model (unless given) and traces; one job, then done.
+
+    ``image_path`` None: only load the model. ``model_spec`` None: only read the image (the
+    trace then holds just the ``input`` stage). ``stats_fn=False``: no weight statistics.
+    """
+
+    progress = Signal(str)
+    finished = Signal(object)      # TraceResult
+    failed = Signal(str, str)      # title, message
+    cancelled = Signal()
+    done = Signal()                # after any of the three above
+
+    def __init__(self, image_path, model_spec: ModelSpec | None = None, model=None,
+                 class_names=None, read_image_fn=None, load_model_fn=None, trace_fn=None,
+                 stats_fn=None):
+        super().__init__()
+        self.image_path = None if image_path is None else os.fspath(image_path)
+        self.model_spec = model_spec
+        self.model = model
+        self.class_names = class_names
+        self.read_image_fn = read_image_fn or read_image
+        self.load_model_fn = load_model_fn or load_model
+        self.trace_fn = trace_fn or trace_image
+        self.stats_fn = stats_fn if stats_fn is not None else compute_weight_stats
+        self._cancel_requested = False
+
+    def cancel(self) -> None:
+        """Ask the job to stop at the next step boundary (safe from any thread)."""
+        self._cancel_requested = True
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel_requested
+
+    def step(self, text: str) -> None:
+        """Report ``text`` as the current step; raises Cancelled if cancel was requested."""
+        if self._cancel_requested:
+            raise Cancelled()
+        self.progress.emit(text)
+
+    @Slot()
+    def run(self) -> None:
+        kind = "image"
+        try:
+            result = TraceResult(trace=None, image_path=self.image_path, model=self.model,
+                                 model_spec=self.model_spec, class_names=self.class_names)
+            image = None
+            if self.image_path is not None:
+                self.step("Reading image")
+                image = self.read_image_fn(self.image_path)
+            if self.model_spec is not None and result.model is None:
+                kind = "weights"
+                result.model, result.class_names = self.load_model_fn(self.model_spec, self.step)
+                if self.stats_fn:
+                    self.step("Computing weight statistics")
+                    result.weight_stats = self.stats_fn(result.model)
+            kind = ""
+            if image is not None and self.model_spec is None:
+                from mrcnn.trace_data import Trace
+
+                result.trace = Trace(stages={"input": {"image": image}},
+                                     meta={"image_path": self.image_path})
+            elif image is not None:
+                self.step("Tracing image")
+                result.trace = self.trace_fn(result.model, image, result.class_names)
+                result.trace.meta["image_path"] = self.image_path
+            self.step("Done")
+            self.finished.emit(result)
+        except Cancelled:
+            self.cancelled.emit()
+        except BaseException as error:  # noqa: BLE001 - any failure becomes a dialog
+            traceback.print_exc(file=sys.stderr)
+            self.failed.emit(*describe_error(error, kind))
+        finally:
+            self.done.emit()
+
+
+class JobRunner(QObject):
+    """Runs one TraceWorker at a time on its own QThread; a newer job cancels an older one.
+
+    Signals are re-emitted only for the current job, so a cancelled or superseded job's results
+    never reach the window.
+    """
+
+    progress = Signal(str)
+    finished = Signal(object)
+    failed = Signal(str, str)
+    cancelled = Signal()
+    busyChanged = Signal(bool)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._current: TraceWorker | None = None
+        self._jobs: list[tuple[QThread, TraceWorker]] = []
+
+    def is_busy(self) -> bool:
+        return self._current is not None
+
+    def start(self, worker: TraceWorker) -> TraceWorker:
+        self.cancel()
+        thread = QThread()
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.progress.connect(self._on_progress)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+        worker.cancelled.connect(self._on_cancelled)
+        # Direct: quit() is thread-safe, and a queued call would wait for the GUI thread, which
+        # may itself be waiting for this thread (wait() on close).
+        worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+        thread.finished.connect(self._prune)
+        self._jobs.append((thread, worker))
+        self._current = worker
+        self.busyChanged.emit(True)
+        thread.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Cancel the current job (its results are dropped); the UI is idle at once."""
+        worker, self._current = self._current, None
+        if worker is not None:
+            worker.cancel()
+            self.busyChanged.emit(False)
+            self.cancelled.emit()
+
+    def wait(self, msecs: int = 10000) -> bool:
+        """Wait for every job's thread to end (window close, tests); True if all ended."""
+        ok = all(thread.wait(msecs) for thread, _ in self._jobs)
+        self._prune()
+        return ok
+
+    def _is_current(self) -> bool:
+        return self._current is not None and self.sender() is self._current
+
+    @Slot(str)
+    def _on_progress(self, text):
+        if self._is_current():
+            self.progress.emit(text)
+
+    @Slot(object)
+    def _on_finished(self, result):
+        if self._is_current():
+            self._current = None
+            self.busyChanged.emit(False)
+            self.finished.emit(result)
+
+    @Slot(str, str)
+    def _on_failed(self, title, message):
+        if self._is_current():
+            self._current = None
+            self.busyChanged.emit(False)
+            self.failed.emit(title, message)
+
+    @Slot()
+    def _on_cancelled(self):
+        if self._is_current():
+            self._current = None
+            self.busyChanged.emit(False)
+            self.cancelled.emit()
+
+    @Slot()
+    def _prune(self):
+        self._jobs = [(t, w) for t, w in self._jobs if not t.isFinished()]
