@@ -87,10 +87,10 @@ def basic_block(x, filters, stage, block, strides=1, projection=False, train_bn=
     return layers.Activation("relu", name=f"res{stage}{block}_out")(y)
 
 
-def _stem(input_image, train_bn):
+def _stem(input_image, train_bn, filters=64):
     """matterport's stage 1: pad 3 -> 7x7/2 conv1 -> bn_conv1 -> relu -> 3x3/2 max pool (stride 4)."""
     x = layers.ZeroPadding2D((3, 3))(input_image)
-    x = layers.Conv2D(64, (7, 7), strides=(2, 2), use_bias=True, name="conv1")(x)
+    x = layers.Conv2D(filters, (7, 7), strides=(2, 2), use_bias=True, name="conv1")(x)
     x = BatchNorm(train_bn=train_bn, name="bn_conv1")(x)
     x = layers.Activation("relu")(x)
     return layers.MaxPooling2D((3, 3), strides=(2, 2), padding="same")(x)
@@ -110,13 +110,18 @@ def _architecture(architecture: str):
     raise ValueError(f"unknown backbone architecture {architecture!r}; expected one of {known}")
 
 
-def resnet_graph(input_image, architecture: str, stage5: bool = True, train_bn: bool = False):
+def resnet_graph(input_image, architecture: str, stage5: bool = True, train_bn: bool = False,
+                 width: float = 1.0):
     """ResNet trunk on ``input_image`` (B, H, W, C) -> [C1, C2, C3, C4, C5] (C5 None if not stage5).
 
     C1 has stride 4 (after the max pool, as in matterport), C2..C5 strides 4, 8, 16, 32.
+    ``width`` scales the channels of basic-block ResNets (a small demo model); bottleneck
+    ResNets keep matterport's shapes.
     """
     block_counts, stage_filters, block_fn = _architecture(architecture)
-    x = c1 = _stem(input_image, train_bn)
+    if block_fn is basic_block and width != 1.0:
+        stage_filters = tuple(max(8, int(round(f * width))) for f in stage_filters)
+    x = c1 = _stem(input_image, train_bn, filters=stage_filters[0] if block_fn is basic_block else 64)
     outputs = [c1]
     for stage_index, (count, filters) in enumerate(zip(block_counts, stage_filters)):
         stage = FIRST_STAGE + stage_index
@@ -149,7 +154,8 @@ def build_backbone(input_image, config):
                              "feature maps; expected 4 ([C2, C3, C4, C5])")
         return features
     _, c2, c3, c4, c5 = resnet_graph(input_image, config.BACKBONE, stage5=True,
-                                     train_bn=config.TRAIN_BN)
+                                     train_bn=config.TRAIN_BN,
+                                     width=getattr(config, "BACKBONE_WIDTH", 1.0))
     return [c2, c3, c4, c5]
 
 

@@ -60,6 +60,13 @@ class Config:
     FPN_CLASSIF_FC_LAYERS_SIZE = 1024
     # Channels of the FPN feature maps.
     TOP_DOWN_PYRAMID_SIZE = 256
+    # --- Not in matterport (defaults give its shapes): sizes that let a small model stay small.
+    # Channel multiplier of the basic-block backbones (resnet18/34); must be 1.0 for resnet50/101.
+    BACKBONE_WIDTH = 1.0
+    # Channels of the RPN's shared 3x3 convolution (rpn_conv_shared).
+    RPN_CONV_CHANNELS = 512
+    # Channels of the mask head's convolutions (mrcnn_mask_conv1..4, mrcnn_mask_deconv).
+    MASK_HEAD_CHANNELS = 256
 
     # Number of classes including background (class 0).
     NUM_CLASSES = 1
@@ -227,6 +234,14 @@ class Config:
             _check(self.BACKBONE in KNOWN_BACKBONES, "BACKBONE",
                    f"unknown backbone {self.BACKBONE!r}; expected one of {', '.join(KNOWN_BACKBONES)}"
                    " or a callable")
+        _check(self.BACKBONE_WIDTH > 0 and (self.BACKBONE_WIDTH == 1.0 or callable(self.BACKBONE)
+                                            or self.BACKBONE in ("resnet18", "resnet34")),
+               "BACKBONE_WIDTH", f"must be > 0, and 1.0 unless BACKBONE is resnet18/resnet34 "
+               f"(matterport's weight shapes), got {self.BACKBONE_WIDTH} with {self.BACKBONE!r}")
+        for name in ("RPN_CONV_CHANNELS", "MASK_HEAD_CHANNELS", "TOP_DOWN_PYRAMID_SIZE",
+                     "FPN_CLASSIF_FC_LAYERS_SIZE"):
+            value = getattr(self, name)
+            _check(int(value) == value and value >= 1, name, f"must be an integer >= 1, got {value}")
         _check(self.IMAGE_RESIZE_MODE in RESIZE_MODES, "IMAGE_RESIZE_MODE",
                f"unknown mode {self.IMAGE_RESIZE_MODE!r}; expected one of {', '.join(RESIZE_MODES)}")
         if self.IMAGE_RESIZE_MODE in ("square", "crop"):

@@ -81,14 +81,14 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
 
 
 def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes,
-                         train_bn=False):
+                         train_bn=False, channels=MASK_HEAD_CHANNELS):
     """Mask head: ``rois (B, N, 4)`` normalized -> ``mrcnn_mask (B, N, 2p, 2p, C)`` sigmoid."""
     x = PyramidROIAlign((pool_size, pool_size), name="roi_align_mask")(
         [rois, image_meta, *feature_maps])  # (B, N, p, p, 256)
     for index in range(1, 5):
-        x = _conv_bn_relu(x, MASK_HEAD_CHANNELS, (3, 3), "same", f"mrcnn_mask_conv{index}",
+        x = _conv_bn_relu(x, channels, (3, 3), "same", f"mrcnn_mask_conv{index}",
                           f"mrcnn_mask_bn{index}", train_bn)
-    x = RoiTimeDistributed(layers.Conv2DTranspose(MASK_HEAD_CHANNELS, (2, 2), strides=2,
+    x = RoiTimeDistributed(layers.Conv2DTranspose(channels, (2, 2), strides=2,
                                                   activation="relu"),
                            name="mrcnn_mask_deconv")(x)  # (B, N, 2p, 2p, 256)
     return RoiTimeDistributed(layers.Conv2D(num_classes, (1, 1), strides=1,

@@ -60,7 +60,7 @@ def build_inference_graph(config: Config):
     mrcnn_feature_maps = [p2, p3, p4, p5]
 
     rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS),
-                          config.TOP_DOWN_PYRAMID_SIZE)
+                          config.TOP_DOWN_PYRAMID_SIZE, channels=config.RPN_CONV_CHANNELS)
     _, rpn_class, rpn_bbox = apply_rpn(rpn, rpn_feature_maps)
 
     proposals = ProposalLayer(
@@ -89,7 +89,8 @@ def build_inference_graph(config: Config):
                                           output_shape=(config.DETECTION_MAX_INSTANCES, 4))(detections)
     mrcnn_mask = build_fpn_mask_graph(detection_boxes, mrcnn_feature_maps, input_image_meta,
                                       config.MASK_POOL_SIZE, config.NUM_CLASSES,
-                                      train_bn=config.TRAIN_BN)
+                                      train_bn=config.TRAIN_BN,
+                                      channels=config.MASK_HEAD_CHANNELS)
 
     values = (detections, detection_roi_indices, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois,
               rpn_class, rpn_bbox, pre_nms_boxes, pre_nms_anchor_indices, pre_nms_scores,

@@ -14,14 +14,15 @@ from keras import layers
 RPN_SHARED_CHANNELS = 512
 
 
-def build_rpn_model(anchor_stride: int, anchors_per_location: int, depth: int) -> keras.Model:
+def build_rpn_model(anchor_stride: int, anchors_per_location: int, depth: int,
+                    channels: int = RPN_SHARED_CHANNELS) -> keras.Model:
     """The ``rpn_model`` sub-model: feature map (B, Hi, Wi, depth) -> [logits, probs, deltas].
 
     Outputs: rpn_class_logits (B, Hi*Wi*A, 2), rpn_probs (B, Hi*Wi*A, 2) softmax,
     rpn_bbox (B, Hi*Wi*A, 4). Layer names match matterport so its weights load by name.
     """
     feature_map = keras.Input(shape=(None, None, depth), name="input_rpn_feature_map")
-    shared = layers.Conv2D(RPN_SHARED_CHANNELS, (3, 3), padding="same", activation="relu",
+    shared = layers.Conv2D(channels, (3, 3), padding="same", activation="relu",
                            strides=anchor_stride, name="rpn_conv_shared")(feature_map)
 
     class_raw = layers.Conv2D(2 * anchors_per_location, (1, 1), padding="valid",

@@ -89,7 +89,7 @@ def build_training_graph(config: Config) -> keras.Model:
     c2, c3, c4, c5 = build_backbone(image, config)
     p2, p3, p4, p5, p6 = build_fpn(c2, c3, c4, c5, config.TOP_DOWN_PYRAMID_SIZE)
     rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS),
-                          config.TOP_DOWN_PYRAMID_SIZE)
+                          config.TOP_DOWN_PYRAMID_SIZE, channels=config.RPN_CONV_CHANNELS)
     rpn_class_logits, rpn_class, rpn_bbox = apply_rpn(rpn, [p2, p3, p4, p5, p6])
 
     rpn_rois = ProposalLayer(
@@ -116,7 +116,8 @@ def build_training_graph(config: Config) -> keras.Model:
         train_bn=config.TRAIN_BN, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE)
     mrcnn_mask = build_fpn_mask_graph(rois, feature_maps, inputs["input_image_meta"],
                                       config.MASK_POOL_SIZE, config.NUM_CLASSES,
-                                      train_bn=config.TRAIN_BN)
+                                      train_bn=config.TRAIN_BN,
+                                      channels=config.MASK_HEAD_CHANNELS)
     outputs = {
         "rpn_class_logits": rpn_class_logits, "rpn_bbox": rpn_bbox, "rois": rois,
         "target_class_ids": target_class_ids, "target_deltas": target_deltas,

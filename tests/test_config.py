@@ -119,3 +119,23 @@ def test_unknown_field_and_bad_json(tmp_path):
     listing.write_text("[1, 2]")
     with pytest.raises(ConfigError, match="expected a JSON object"):
         Config.from_json(listing)
+
+
+def test_small_model_fields_default_to_matterport_shapes_and_validate():
+    from mrcnn.config import Config, ConfigError
+
+    config = Config()
+    assert (config.BACKBONE_WIDTH, config.RPN_CONV_CHANNELS, config.MASK_HEAD_CHANNELS) == (1.0, 512, 256)
+
+    class Slim(Config):
+        BACKBONE = "resnet18"
+        BACKBONE_WIDTH = 0.5
+
+    Slim().validate()
+
+    class SlimResNet50(Config):
+        BACKBONE = "resnet50"
+        BACKBONE_WIDTH = 0.5
+
+    with pytest.raises(ConfigError, match="BACKBONE_WIDTH"):
+        SlimResNet50().validate()
