@@ -26,7 +26,7 @@ import numpy as np
 from mrcnn import imaging
 from mrcnn.anchors import anchor_level_ids, get_anchors, get_anchors_pixels
 from mrcnn.boxes import apply_box_deltas, clip_boxes, norm_boxes
-from mrcnn.trace_data import ACTIVATION_PREFIX, Trace, normalized_to_original
+from mrcnn.trace_data import ACTIVATION_PREFIX, STAGE_ORDER, Trace, normalized_to_original
 
 # Attribute of the MaskRCNN object that caches the compiled stage functions.
 _CACHE_ATTR = "_trace_stage_graphs"
@@ -81,12 +81,7 @@ class _StageGraphs:
         import tensorflow as tf
 
         signature = [tf.TensorSpec(t.shape, t.dtype) for t in sub_model.inputs]
-
-        def run(*inputs):
-            outputs = sub_model(list(inputs), training=False)
-            return outputs if isinstance(outputs, (list, tuple)) else [outputs]
-
-        return tf.function(run, input_signature=signature)
+        return tf.function(_StageCall(sub_model), input_signature=signature)
 
     def features(self, layer_names: tuple):
         """Compiled image -> [P2..P6, *activations as float16] for these activation layers."""
@@ -139,6 +134,19 @@ class _StageGraphs:
                 raise ValueError(f"trace: layer {name!r} outputs shape {tuple(output.shape)}; "
                                  "activations need (batch, h, w, channels) feature maps")
         return tuple(dict.fromkeys(names))
+
+
+class _StageCall:
+    """Calls one stage sub-model; a callable object rather than a closure because tf.function
+    counts retracing per code object, and six closures of one function tracing once each look
+    like one function retracing (a misleading warning)."""
+
+    def __init__(self, sub_model):
+        self.sub_model = sub_model
+
+    def __call__(self, *inputs):
+        outputs = self.sub_model(list(inputs), training=False)
+        return outputs if isinstance(outputs, (list, tuple)) else [outputs]
 
 
 def _stage_graphs(model) -> _StageGraphs:
@@ -207,6 +215,9 @@ def trace(model, image, gt=None, activations=None, class_names=None) -> Trace:
     if gt is not None:
         _target_stages(stages, graphs, gt, tensors, config, molded[0].shape, image_meta)
         timer.lap("targets")
+    # Pipeline order (what Trace.load gives back too), activations last.
+    ordered = {key: stages[key] for key in STAGE_ORDER if key in stages}
+    trace_.stages = {**ordered, **{k: v for k, v in stages.items() if k not in ordered}}
     timer.timings["total"] = sum(timer.timings.values())
     trace_.meta["timings"] = timer.timings
     trace_.meta["counts"] = trace_.counts()

@@ -13,23 +13,33 @@ stage key                 arrays (boxes are original-image pixels, ``[y1, x1, y2
 ``proposals/pre_nms``     ``boxes`` [K, 4] refined + clipped, ``unclipped`` [K, 4], ``scores``
                           [K], ``anchor_indices`` [K] (rows of ``anchors``)
 ``proposals/post_nms``    ``boxes`` [R, 4], ``scores`` [R], ``indices`` [R] (rows of pre_nms)
-``targets/rpn``           ``match`` [A] (POSITIVE 1 / NEGATIVE -1 / NEUTRAL 0), ``deltas`` [P, 4],
-                          ``positive_indices`` [P]   (only with ground truth)
-``targets/rois``          ``boxes`` [T, 4], ``class_ids`` [T], ``deltas`` [T, 4], ``masks``
-                          [T, 28, 28], ``proposal_indices`` [T]   (only with ground truth)
-``heads/class_probs``     ``probs`` [R, C]
-``heads/refined``         ``boxes`` [R, C, 4] class-specific refined boxes
-``detections/pre_nms``    ``boxes`` [M, 4], ``class_ids`` [M], ``scores`` [M], ``roi_indices`` [M]
-``detections``            ``boxes`` [N, 4], ``class_ids`` [N], ``scores`` [N], ``roi_indices`` [N]
-                          (rows of post_nms), ``pre_nms_indices`` [N] (rows of detections/pre_nms)
+``targets/rpn``           ``match`` [A] (POSITIVE 1 / NEGATIVE -1 / NEUTRAL 0), ``deltas`` [P, 4]
+                          (times RPN_BBOX_STD_DEV), ``positive_indices`` [P]   (only with gt)
+``targets/rois``          ``boxes`` [T, 4], ``class_ids`` [T] (0 = negative), ``deltas`` [T, 4]
+                          (times BBOX_STD_DEV), ``masks`` [T, 28, 28], ``proposal_indices`` [T]
+                          (rows of post_nms)   (only with gt; positives first)
+``heads/class_probs``     ``probs`` [R, C] (rows of post_nms)
+``heads/refined``         ``boxes`` [R, C, 4] class-specific refined boxes, clipped to the window
+``detections/pre_nms``    ``boxes`` [M, 4], ``class_ids`` [M], ``scores`` [M], ``roi_indices`` [M]:
+                          ROIs whose best class is foreground with score >= DETECTION_MIN_CONFIDENCE
+``detections``            ``boxes`` [N, 4] int32, ``class_ids`` [N], ``scores`` [N], ``roi_indices``
+                          [N] (rows of post_nms), ``pre_nms_indices`` [N] (rows of detections/pre_nms)
 ``masks/raw``             ``masks`` [N, 28, 28] float probabilities of each detection's class
 ``masks``                 ``masks`` [H, W, N] bool full-size
 ``gt``                    ``boxes`` [G, 4], ``class_ids`` [G], ``masks`` [H, W, G] (optional)
 ``activations/<layer>``   ``values`` [h, w, c] float16
 ========================  ==================================================================
 
-Every stage that keeps a subset of the previous one carries the indices it kept, so one item can
-be followed from anchor to proposal to ROI to detection to mask (see ``lineage``).
+R counts the real proposals only (the graph's zero padding rows are dropped). Every stage that
+keeps a subset of the previous one carries the indices it kept, so one item can be followed from
+anchor to proposal to ROI to detection to mask (see ``lineage``).
+
+Boxes of all stages use one mapping from the model's normalized coordinates to original pixels
+(``normalized_to_original``; ``original_to_normalized`` inverts it), the one ``detect()`` uses
+before rounding, so they line up with the detections. ``meta`` holds ``config`` (dict),
+``class_names``, ``image_meta`` (original_shape, molded_shape, window, scale, padding),
+``level_shapes`` ([h, w] of P2..P6), ``activation_layers``, ``timings`` (seconds per stage and
+``total``) and ``counts``.
 """
 
 from __future__ import annotations
