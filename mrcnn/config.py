@@ -109,6 +109,10 @@ class Config:
     TRAIN_ROIS_PER_IMAGE = 200
     # Fraction of those ROIs that are positive (IoU >= 0.5 with a GT box).
     ROI_POSITIVE_RATIO = 0.33
+    # Not in matterport: add the GT boxes to the proposals the ROIs are sampled from (as
+    # detectron2 does). Gives the heads positive ROIs from the first step, which matters when
+    # training from scratch, before the RPN proposes anything useful. False = matterport.
+    TRAIN_ROIS_INCLUDE_GT = False
     # Output side of ROIAlign for the classifier head and for the mask head, in cells.
     POOL_SIZE = 7
     MASK_POOL_SIZE = 14

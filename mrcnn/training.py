@@ -101,6 +101,9 @@ def build_training_graph(config: Config) -> keras.Model:
     )([rpn_class, rpn_bbox, inputs["input_anchors"]])[0]
 
     gt_boxes = NormalizeBoxes(name="normalize_gt_boxes")(inputs["input_gt_boxes"], image)
+    if config.TRAIN_ROIS_INCLUDE_GT:
+        # (B, P, 4) + (B, G, 4) -> (B, P+G, 4); zero (padding) GT rows are skipped downstream.
+        rpn_rois = keras.layers.Concatenate(axis=1, name="proposals_with_gt")([rpn_rois, gt_boxes])
     rois, target_class_ids, target_deltas, target_masks, _ = DetectionTargetLayer(
         train_rois_per_image=config.TRAIN_ROIS_PER_IMAGE,
         roi_positive_ratio=config.ROI_POSITIVE_RATIO,
@@ -236,8 +239,29 @@ class MaskRCNNTrainer(keras.Model):
                 scaled = self.optimizer.scale_loss(scaled)
         variables = self.trainable_variables
         gradients = tape.gradient(scaled, variables)
+        if replicas > 1 and self.config.GRADIENT_CLIP_NORM:
+            gradients = self._clip_across_replicas(gradients, variables, replicas)
         self.optimizer.apply(gradients, variables)
         return self._update_trackers(losses, decay, total)
+
+    def _clip_across_replicas(self, gradients, variables, replicas):
+        """Clip the global norm of the replica SUM, not of each replica's share.
+
+        Keras clips every replica's gradients before the cross-replica sum, which lets the
+        applied update grow up to `replicas` times the clip norm; one device would not.
+        """
+        gradients = [g if g is not None else tf.zeros_like(v) for g, v in zip(gradients, variables)]
+        scale = getattr(self.optimizer, "dynamic_scale", None)  # loss scaling (mixed precision)
+        if scale is not None:
+            gradients = [g / tf.cast(scale, g.dtype) for g in gradients]
+        context = tf.distribute.get_replica_context()
+        summed = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+        clipped, _ = tf.clip_by_global_norm(summed, self.config.GRADIENT_CLIP_NORM)
+        # Each replica hands over its share; the optimizer sums them again.
+        gradients = [g / replicas for g in clipped]
+        if scale is not None:
+            gradients = [g * tf.cast(scale, g.dtype) for g in gradients]
+        return gradients
 
     def test_step(self, data):
         losses = self.compute_losses(data, training=False)

@@ -65,6 +65,8 @@ class PyramidROIAlign(keras.layers.Layer):
         if len(feature_maps) != MAX_LEVEL - MIN_LEVEL + 1:
             raise ValueError(f"PyramidROIAlign {self.name}: expected 4 feature maps P2..P5, "
                              f"got {len(feature_maps)}")
+        # Box math in float32 even under mixed precision (log2 of float16 sizes loses levels).
+        boxes = tf.cast(boxes, tf.float32)
         image_shape, _ = _image_shape_and_window(image_meta)
         levels = roi_levels(boxes, image_shape)  # (B, N)
         boxes = tf.stop_gradient(boxes)
@@ -84,7 +86,8 @@ class PyramidROIAlign(keras.layers.Layer):
         order = tf.math.invert_permutation(tf.concat(positions, axis=0))
         pooled = tf.gather(pooled, order)
         out_shape = tf.concat([tf.shape(boxes)[:2], tf.shape(pooled)[1:]], axis=0)
-        return tf.reshape(pooled, out_shape)
+        # crop_and_resize returns float32; keep the feature maps' dtype (float16 when mixed).
+        return tf.cast(tf.reshape(pooled, out_shape), feature_maps[0].dtype)
 
     def compute_output_shape(self, input_shape):
         boxes_shape, feature_shape = input_shape[0], input_shape[2]
