@@ -1,7 +1,8 @@
-"""``mrcnn-viewer [IMAGE] [--weights W] [--config C] [--trace T.npz]``: start the viewer.
+"""``mrcnn-viewer [IMAGE] [--weights W] [--config C] [--trace T.npz] [--coco J | --shapes N]``.
 
 The window shows at once; TensorFlow loads later, on the worker thread, only when a model is
-opened. ``--stage KEY`` (hidden) opens at a viewer stage, for screenshots and bug reports.
+opened. ``--stage KEY`` and ``--panel TITLE`` (hidden) open at a viewer stage and raise a dock
+for screenshots and bug reports.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import os
 import sys
 
+from viewer.datasets import SHAPES_DEFAULT_SIZE, DatasetSpec
 from viewer.stages import STAGE_KEYS
 
 
@@ -22,8 +24,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--class-names", help="class names file (.txt one per line, or JSON list)")
     parser.add_argument("--demo", action="store_true", help="use the built-in demo model")
     parser.add_argument("--trace", help="saved trace (.npz) to open; needs no TensorFlow")
+    data = parser.add_argument_group("dataset (images with ground truth)")
+    data.add_argument("--coco", metavar="JSON", help="COCO instances JSON to browse")
+    data.add_argument("--coco-images", metavar="DIR", help="folder of the COCO JSON's images "
+                                                          "(default: the JSON's folder)")
+    data.add_argument("--shapes", type=int, metavar="COUNT",
+                      help="generate COUNT synthetic shapes images to browse")
+    data.add_argument("--shapes-size", type=int, default=SHAPES_DEFAULT_SIZE, metavar="PX",
+                      help=f"shapes image size (default {SHAPES_DEFAULT_SIZE})")
+    data.add_argument("--seed", type=int, default=0, help="shapes generator seed (default 0)")
+    data.add_argument("--dataset-image", type=int, default=0, metavar="ROW",
+                      help="dataset image to open first (default 0)")
     parser.add_argument("--stage", choices=STAGE_KEYS, help=argparse.SUPPRESS)
+    parser.add_argument("--panel", help=argparse.SUPPRESS)  # dock to raise, for screenshots
     return parser
+
+
+def dataset_spec(args):
+    """The DatasetSpec the arguments name, or None."""
+    if args.coco:
+        return DatasetSpec("coco", annotations=args.coco,
+                           image_dir=args.coco_images or os.path.dirname(os.path.abspath(args.coco)))
+    if args.shapes:
+        return DatasetSpec("shapes", count=args.shapes, height=args.shapes_size,
+                           width=args.shapes_size, seed=args.seed)
+    return None
 
 
 def main(argv=None) -> int:
@@ -40,6 +65,8 @@ def main(argv=None) -> int:
     window = MainWindow()
     window.show()
     window.pending_stage = args.stage
+    if args.panel in window.docks:
+        window.docks[args.panel].raise_()
     if args.trace:
         window.open_trace(args.trace)
     spec = None
@@ -51,7 +78,10 @@ def main(argv=None) -> int:
     elif args.weights:
         spec = ModelSpec(weights=args.weights, config=args.config or "",
                          class_names=args.class_names or "")
-    if args.image:
+    data = dataset_spec(args)
+    if data is not None:
+        window.open_dataset(data, row=args.dataset_image, model=spec)
+    elif args.image:
         window.open_image(args.image, spec)
     elif spec is not None:
         window.set_model(spec)

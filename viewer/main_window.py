@@ -8,36 +8,44 @@ window keeps working.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
-                               QProgressBar, QPushButton)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
+                               QMessageBox, QProgressBar, QPushButton, QTabBar,
+                               QTabWidget)
 
+from viewer.dialogs.open_dataset import OpenDatasetDialog
 from viewer.dialogs.open_model import OpenModelDialog
 from viewer.dialogs.shortcuts import ShortcutsDialog
 from viewer.panels.canvas import CanvasPanel
+from viewer.panels.dataset_list import DatasetPanel
 from viewer.panels.detections_table import DetectionsTablePanel
 from viewer.panels.stage_list import StageListPanel
 from viewer.recent import TRACE_SUFFIXES, RecentFiles, sibling_image
 from viewer.session import Session
 from viewer.stages import STAGE_KEYS
-from viewer.workers import JobRunner, ModelSpec, TraceWorker, describe_error
+from viewer.window_export import TRACE_FILTER, ExportActions, optional_class
+from viewer.workers import DatasetWorker, JobRunner, ModelSpec, TraceWorker, describe_error
 
 APP_TITLE = "mrcnn-viewer"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.gif *.webp);;All files (*)"
-TRACE_FILTER = "Traces (*.npz);;All files (*)"
 # (dock title, module, class, area): panels written elsewhere, docked when importable.
+# They are tabbed with Detections in one column right of the canvas, so the canvas keeps the
+# full height (a bottom dock took ~40% of it).
 OPTIONAL_PANELS = (
-    ("Activations", "viewer.panels.activations", "ActivationsPanel", "bottom"),
-    ("Weights", "viewer.panels.weights", "WeightsPanel", "bottom"),
-    ("Timings", "viewer.panels.timings", "TimingsPanel", "bottom"),
-    ("Ground truth", "viewer.panels.gt_panel", "GroundTruthPanel", "bottom"),
+    ("Ground truth", "viewer.panels.gt_panel", "GroundTruthPanel", "right"),
+    ("Activations", "viewer.panels.activations", "ActivationsPanel", "right"),
+    ("Weights", "viewer.panels.weights", "WeightsPanel", "right"),
+    ("Timings", "viewer.panels.timings", "TimingsPanel", "right"),
 )
+# Default window size and dock widths (pixels); the window shrinks to fit smaller screens.
+DEFAULT_SIZE = (1440, 920)
+LEFT_DOCK_WIDTH = (215, 260)     # min, max: "RPN scores · 4,092 · 1839 ms" fits
+RIGHT_DOCK_WIDTH = (450, 540)    # five tab titles fit without eliding
 _AREAS = {"left": Qt.DockWidgetArea.LeftDockWidgetArea, "right": Qt.DockWidgetArea.RightDockWidgetArea,
           "bottom": Qt.DockWidgetArea.BottomDockWidgetArea}
 _STEP_KEYS = {Qt.Key.Key_Up: -1, Qt.Key.Key_PageUp: -1, Qt.Key.Key_Left: -1,
@@ -45,18 +53,10 @@ _STEP_KEYS = {Qt.Key.Key_Up: -1, Qt.Key.Key_PageUp: -1, Qt.Key.Key_Left: -1,
               Qt.Key.Key_Home: -len(STAGE_KEYS), Qt.Key.Key_End: len(STAGE_KEYS)}
 
 
-def _optional_class(module: str, name: str):
-    """``module.name`` or None when the module is missing or broken (said on stderr)."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError:
-        return None
-    except Exception as error:  # a panel under construction must not stop the viewer
-        print(f"{APP_TITLE}: panel {module}.{name} unavailable: {error}", file=sys.stderr)
-        return None
+_optional_class = optional_class
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ExportActions, QMainWindow):
     """mrcnn-viewer's window. ``worker_factory(image_path, spec, model, class_names)`` -> worker
     can be replaced (tests trace without TensorFlow)."""
 
@@ -65,16 +65,21 @@ class MainWindow(QMainWindow):
         self.session = session if session is not None else Session(self)
         self.recent = RecentFiles(settings)
         self.runner = JobRunner(self)
+        self.dataset_runner = JobRunner(self)  # datasets open beside a running trace
         self.worker_factory = worker_factory or TraceWorker
         self.model_spec: ModelSpec | None = None
         self.model = None
         self.class_names = None
         self.image_path: str | None = None
+        self.dataset_image = None  # viewer.datasets.DatasetImage shown, or None (a file)
+        self.dataset_spec = None
+        self._pending_dataset_image = None
+        self._stats_cache: dict = {}  # (ModelSpec, weights mtime) -> weight statistics
         self.pending_stage: str | None = None
         self._job_spec: ModelSpec | None = None
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
-        self.resize(1440, 920)
+        self.resize(*self._default_size())
         self.canvas = CanvasPanel(self.session, self)
         self.setCentralWidget(self.canvas)
         self.docks: dict[str, QDockWidget] = {}
@@ -98,23 +103,39 @@ class MainWindow(QMainWindow):
         return dock
 
     def _build_docks(self):
+        self.setTabPosition(Qt.DockWidgetArea.RightDockWidgetArea, QTabWidget.TabPosition.North)
         self.stage_list = StageListPanel(self.session)
         self._add_dock("Stages", self.stage_list, "left")
+        self.dataset_panel = DatasetPanel(self.session)
+        self.dataset_panel.imageActivated.connect(self.open_dataset_image)
+        self._add_dock("Dataset", self.dataset_panel, "left")
         self.detections_table = DetectionsTablePanel(self.session)
-        self._add_dock("Detections", self.detections_table, "right")
-        bottom = []
+        right = [self._add_dock("Detections", self.detections_table, "right")]
         for title, module, name, area in OPTIONAL_PANELS:
             panel_class = _optional_class(module, name)
             if panel_class is not None:
                 try:
-                    bottom.append(self._add_dock(title, panel_class(self.session), area))
+                    right.append(self._add_dock(title, panel_class(self.session), area))
                 except Exception as error:  # noqa: BLE001 - see _optional_class
                     print(f"{APP_TITLE}: cannot build panel {title}: {error}", file=sys.stderr)
-        for dock in bottom[1:]:
-            self.tabifyDockWidget(bottom[0], dock)
-        if bottom:
-            bottom[0].raise_()
-        self._bottom_docks = bottom[:1]
+        for dock in right[1:]:
+            self.tabifyDockWidget(right[0], dock)
+        right[0].raise_()
+        for tabs in self.findChildren(QTabBar):  # the dock tab bars: full titles, else scroll
+            tabs.setElideMode(Qt.TextElideMode.ElideNone)
+            tabs.setUsesScrollButtons(True)
+        for dock in self.docks.values():
+            dock.widget().setMinimumSize(160, 120)
+
+    def _default_size(self):
+        """DEFAULT_SIZE, shrunk to 94% of the screen's free area (1280x800 laptops)."""
+        width, height = DEFAULT_SIZE
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is not None:
+            free = screen.availableGeometry()
+            width = min(width, int(free.width() * 0.94))
+            height = min(height, int(free.height() * 0.94))
+        return width, height
 
     def showEvent(self, event):
         super().showEvent(event)
@@ -124,11 +145,14 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._size_docks)
 
     def _size_docks(self):
-        self.resizeDocks([self.docks["Stages"], self.docks["Detections"]], [250, 400],
+        width = self.width()
+        left = min(max(int(width * 0.16), LEFT_DOCK_WIDTH[0]), LEFT_DOCK_WIDTH[1])
+        right = min(max(int(width * 0.30), RIGHT_DOCK_WIDTH[0]), RIGHT_DOCK_WIDTH[1])
+        self.resizeDocks([self.docks["Stages"], self.docks["Detections"]], [left, right],
                          Qt.Orientation.Horizontal)
-        if self._bottom_docks:
-            self.resizeDocks(self._bottom_docks, [max(200, self.height() // 4)],
-                             Qt.Orientation.Vertical)
+        # The stage list needs ~11 rows; the dataset list below it takes the rest.
+        self.resizeDocks([self.docks["Stages"], self.docks["Dataset"]],
+                         [280, max(200, self.height() - 380)], Qt.Orientation.Vertical)
 
     def _build_status_bar(self):
         bar = self.statusBar()
@@ -165,12 +189,15 @@ class MainWindow(QMainWindow):
         self._action(file, "Open image…", self.open_image_dialog, ["Ctrl+O"])
         self._action(file, "Open model…", self.open_model_dialog, ["Ctrl+M"])
         self._action(file, "Open trace (.npz)…", self.open_trace_dialog, ["Ctrl+T"])
+        self._action(file, "Open dataset…", self.open_dataset_dialog, ["Ctrl+D"],
+                     "COCO JSON + image folder, or generated shapes: images with ground truth")
         self.recent_menu = file.addMenu("Recent files")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self._fill_recent_menu()
         file.addSeparator()
-        self._action(file, "Next image in folder", lambda: self.next_image(1), ["N", "Ctrl+Right"])
-        self._action(file, "Previous image in folder", lambda: self.next_image(-1),
+        self._action(file, "Next image (folder or dataset)", lambda: self.next_image(1),
+                     ["N", "Ctrl+Right"])
+        self._action(file, "Previous image (folder or dataset)", lambda: self.next_image(-1),
                      ["P", "Ctrl+Left"])
         file.addSeparator()
         self._action(file, "Export view as PNG…", self.export_view_png, ["Ctrl+E"])
@@ -199,6 +226,10 @@ class MainWindow(QMainWindow):
         self.runner.failed.connect(self._on_job_failed)
         self.runner.cancelled.connect(lambda: self.set_status("Cancelled."))
         self.runner.busyChanged.connect(self.session.set_busy)
+        self.dataset_runner.progress.connect(self._on_progress)
+        self.dataset_runner.finished.connect(self._on_dataset_loaded)
+        self.dataset_runner.failed.connect(self._on_job_failed)
+        self.dataset_runner.busyChanged.connect(self.session.set_busy)
 
     # ---- status --------------------------------------------------------------------------
 
@@ -240,6 +271,8 @@ class MainWindow(QMainWindow):
         """
         path = os.fspath(path)
         self.image_path = path
+        self.dataset_image = None
+        self.session.set_dataset_row(None)
         if spec is None:
             spec = self._job_spec if self.runner.is_busy() and self._job_spec else self.model_spec
         self._start_job(path, spec)
@@ -247,37 +280,67 @@ class MainWindow(QMainWindow):
     def set_model(self, spec: ModelSpec) -> None:
         """Load ``spec`` on the worker thread; traces the current image if there is one."""
         self.model = None
-        self._start_job(self.image_path, spec)
+        self._start_job(self.image_path, spec, self.dataset_image)
 
-    def _start_job(self, image_path, spec):
+    def _start_job(self, image_path, spec, source=None):
         self._job_spec = spec
         model = self.model if spec is not None and spec == self.model_spec else None
-        worker = self.worker_factory(image_path, spec, model, self.class_names) \
-            if image_path is not None else self.worker_factory(None, spec, None, None)
-        name = Path(image_path).name if image_path else spec.describe()
+        if source is not None:
+            worker = self.worker_factory(image_path, spec, model, self.class_names, source=source)
+        elif image_path is not None:
+            worker = self.worker_factory(image_path, spec, model, self.class_names)
+        else:
+            worker = self.worker_factory(None, spec, None, None)
+        if model is None and self._cached_stats(spec) is not None:
+            worker.stats_fn = False  # this model's statistics are known: skip the pass
+        name = source.name if source is not None else \
+            Path(image_path).name if image_path else spec.describe()
         self.set_status(f"Opening {name}…")
         self.runner.start(worker)
+
+    def _stats_key(self, spec):
+        try:
+            return spec, os.path.getmtime(spec.weights)
+        except (OSError, TypeError, AttributeError):
+            return None
+
+    def _cached_stats(self, spec):
+        key = self._stats_key(spec) if spec is not None else None
+        return self._stats_cache.get(key) if key is not None else None
+
+    def _update_weight_stats(self, result):
+        """Weight statistics of a newly loaded model: computed by the worker, or cached."""
+        if result.weight_stats is not None:
+            key = self._stats_key(result.model_spec)
+            if key is not None:
+                self._stats_cache[key] = result.weight_stats
+            self.session.set_weight_stats(result.weight_stats)
+        elif result.model_spec is not None:
+            cached = self._cached_stats(result.model_spec)
+            if cached is not None and cached is not self.session.weight_stats:
+                self.session.set_weight_stats(cached)
 
     def _on_job_finished(self, result):
         if result.model_spec is not None:
             self.model_spec, self.model = result.model_spec, result.model
             self.class_names = result.class_names
-        if result.weight_stats is not None:
-            self.session.set_weight_stats(result.weight_stats)
+        self._update_weight_stats(result)
         if result.trace is None:  # a model loaded without an image
             self.set_status(f"Model {self.model_spec.describe()} loaded. Open an image (Ctrl+O).")
             self._update_title()
             return
-        self.recent.add(result.image_path)
-        self.session.set_trace(result.trace, image_path=result.image_path)
+        name = result.trace.meta.get("image_name") or Path(result.image_path or "").name
+        if result.image_path and "image_name" not in result.trace.meta:
+            self.recent.add(result.image_path)  # dataset images reopen through their dataset
+        self.session.set_trace(result.trace, image_path=result.image_path or name)
         self._apply_pending_stage()
         total = result.trace.meta.get("timings", {}).get("total")
         if self.model_spec is None:
-            self.set_status(f"{Path(result.image_path).name}: open a model (Ctrl+M) to trace it.")
+            status = f"{name}: open a model (Ctrl+M) to trace it."
         else:
             took = f" in {total * 1000:.0f} ms" if total else ""
-            self.set_status(f"Traced {Path(result.image_path).name} with "
-                            f"{self.model_spec.describe()}{took}.")
+            status = f"Traced {name} with {self.model_spec.describe()}{took}."
+        self.set_status(status + (f" Note: {result.warning}." if result.warning else ""))
 
     def _on_job_failed(self, title, message):
         self.session.report_error(title, message)
@@ -298,6 +361,8 @@ class MainWindow(QMainWindow):
             self.session.report_error(*describe_error(error, "trace"))
             return False
         self.cancel_job()
+        self.dataset_image = None
+        self.session.set_dataset_row(None)
         image_path = trace.meta.get("image_path") or None
         self.image_path = image_path if image_path and os.path.isfile(image_path) else None
         self.recent.add(path)
@@ -312,6 +377,11 @@ class MainWindow(QMainWindow):
         self.pending_stage = None
 
     def next_image(self, step: int) -> None:
+        """Open the next (``step`` > 0) or previous image of the dataset or of the folder."""
+        if self.dataset_image is not None:
+            rows = len(self.dataset_image.dataset)
+            self.open_dataset_image((self.dataset_image.row + step) % rows)
+            return
         if not self.image_path:
             self.set_status("Open an image first: next / previous walk its folder.")
             return
@@ -320,6 +390,48 @@ class MainWindow(QMainWindow):
             self.set_status("No other image in this folder.")
             return
         self.open_image(target)
+
+    # ---- datasets ---------------------------------------------------------------------------
+
+    def open_dataset(self, spec, row: int | None = None, model: ModelSpec | None = None) -> None:
+        """Load dataset ``spec`` (a DatasetSpec) on a worker thread; its list shows when done,
+        then image ``row`` (if given) opens, traced with ``model`` (else the current model)."""
+        self.dataset_spec = spec
+        self._pending_dataset_image = (row, model) if row is not None else None
+        self.set_status(f"Opening dataset {spec.describe()}…")
+        self.dataset_runner.start(DatasetWorker(spec))
+
+    def _on_dataset_loaded(self, dataset) -> None:
+        self.session.set_dataset(dataset)
+        self.docks["Dataset"].show()
+        self.docks["Dataset"].raise_()
+        self.set_status(f"Dataset {dataset.spec.describe()}: {len(dataset)} images, "
+                        f"{len(dataset.class_names) - 1} classes. Pick an image in the Dataset "
+                        "list (N / P walk it).")
+        pending, self._pending_dataset_image = self._pending_dataset_image, None
+        if pending is not None:
+            row, model = pending
+            self.open_dataset_image(min(max(row, 0), len(dataset) - 1), model)
+
+    def open_dataset_image(self, row: int, spec: ModelSpec | None = None) -> None:
+        """Open image ``row`` of the session's dataset with its ground truth (and trace it)."""
+        from viewer.datasets import DatasetImage
+
+        dataset = self.session.dataset
+        if dataset is None or not 0 <= row < len(dataset):
+            self.set_status("Open a dataset first (File > Open dataset…).")
+            return
+        self.dataset_image = DatasetImage(dataset, int(row))
+        self.image_path = dataset.image_path(row)
+        self.session.set_dataset_row(row)
+        if spec is None:
+            spec = self._job_spec if self.runner.is_busy() and self._job_spec else self.model_spec
+        self._start_job(self.image_path, spec, self.dataset_image)
+
+    def open_dataset_dialog(self):
+        dialog = OpenDatasetDialog(self, initial=self.dataset_spec)
+        if dialog.exec():
+            self.open_dataset(dialog.spec())
 
     def open_image_dialog(self):
         start = os.path.dirname(self.image_path) if self.image_path else os.getcwd()
@@ -381,66 +493,6 @@ class MainWindow(QMainWindow):
             return
         super().keyPressEvent(event)
 
-    # ---- export ------------------------------------------------------------------------------
-
-    def _save_path(self, title, suffix, file_filter, path):
-        if path:
-            return os.fspath(path)
-        stem = Path(self.session.image_path or "view").stem
-        chosen, _ = QFileDialog.getSaveFileName(self, title, f"{stem}{suffix}", file_filter)
-        return chosen or None
-
-    def export_view_png(self, path=None):
-        """Write the canvas as shown to ``path`` (asks when None); returns the path or None."""
-        path = self._save_path("Export view as PNG", ".png", "PNG (*.png)", path)
-        if not path:
-            return None
-        try:
-            export = _optional_class("viewer.export", "export_widget_png")
-            if export is not None:
-                return export(self.canvas.view, path)
-            if not self.canvas.view.grab().save(path, "PNG"):
-                raise OSError(f"cannot write PNG {path}")
-            return path
-        except (OSError, ValueError) as error:
-            self._export_failed(error)
-            return None
-
-    def save_trace(self, path=None):
-        if self.session.trace is None:
-            self.set_status("Nothing to save: open an image and a model, or a trace.")
-            return None
-        path = self._save_path("Save trace", ".npz", TRACE_FILTER, path)
-        if not path:
-            return None
-        try:
-            export = _optional_class("viewer.export", "export_trace")
-            return export(self.session.trace, path) if export else self.session.trace.save(path)
-        except OSError as error:
-            self._export_failed(error)
-            return None
-
-    def export_detections(self, path=None):
-        trace = self.session.trace
-        if trace is None or "detections" not in trace:
-            self.set_status("No detections to export: trace an image with a model first.")
-            return None
-        path = self._save_path("Export detections", ".json", "JSON (*.json)", path)
-        if not path:
-            return None
-        try:
-            export = _optional_class("viewer.export", "export_detections_json")
-            if export is None:
-                raise OSError("viewer.export is not installed")
-            return export(trace, path, self.session.score_threshold)
-        except (OSError, ValueError) as error:
-            self._export_failed(error)
-            return None
-
-    def _export_failed(self, error):
-        self.show_error("Export failed", f"{error}\n\nWhat to do: choose a folder you can write "
-                                         "to, with free space.")
-
     # ---- view / help ----------------------------------------------------------------------
 
     def fit_view(self):
@@ -462,6 +514,7 @@ class MainWindow(QMainWindow):
                           "anchors to masks, in linked panels.")
 
     def closeEvent(self, event):
-        self.runner.cancel()
-        self.runner.wait(10000)
+        for runner in (self.runner, self.dataset_runner):
+            runner.cancel()
+            runner.wait(10000)
         super().closeEvent(event)

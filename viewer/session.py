@@ -45,6 +45,8 @@ class Session(QObject):
     statusChanged = Signal(str)            # one-line status for the status bar
     busyChanged = Signal(bool)             # inference / loading in progress
     errorRaised = Signal(str, str)         # title, message (the window shows a dialog)
+    datasetChanged = Signal(object)        # viewer.datasets.LoadedDataset or None
+    datasetRowChanged = Signal(object)     # row of the shown dataset image, or None
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -56,6 +58,8 @@ class Session(QObject):
         self.weight_stats = None
         self.image_path = None
         self.model_description = ""
+        self.dataset = None
+        self.dataset_row: int | None = None
 
     # ---- trace and stages ----------------------------------------------------------------
 
@@ -138,6 +142,22 @@ class Session(QObject):
     def set_weight_stats(self, stats) -> None:
         self.weight_stats = stats
         self.weightStatsChanged.emit(stats)
+
+    # ---- dataset -------------------------------------------------------------------------
+
+    def set_dataset(self, dataset) -> None:
+        """Browse ``dataset`` (a LoadedDataset, or None); no image of it is shown yet."""
+        self.dataset = dataset
+        self.dataset_row = None
+        self.datasetChanged.emit(dataset)
+        self.datasetRowChanged.emit(None)
+
+    def set_dataset_row(self, row: int | None) -> None:
+        """The dataset image now shown (None: the shown image is not from the dataset)."""
+        row = None if row is None else int(row)
+        if row != self.dataset_row:
+            self.dataset_row = row
+            self.datasetRowChanged.emit(row)
 
     # ---- status --------------------------------------------------------------------------
 

@@ -58,6 +58,7 @@ class TraceResult:
     model_spec: ModelSpec | None = None
     class_names: list | None = None
     weight_stats: list | None = field(default=None)
+    warning: str = ""             # something the user should know, for the status bar
 
 
 # ---- default steps (lazy imports: TensorFlow only on the worker thread) -------------------
@@ -86,10 +87,11 @@ def load_model(spec: ModelSpec, step):
     return model, names
 
 
-def trace_image(model, image, class_names=None):
+def trace_image(model, image, class_names=None, gt=None):
+    """Trace of ``image`` [H, W, 3]; ``gt`` (boxes, class_ids, masks in pixels) adds targets."""
     from mrcnn.trace import trace
 
-    return trace(model, image, class_names=class_names)
+    return trace(model, image, gt=gt, class_names=class_names)
 
 
 def compute_weight_stats(model):
@@ -113,6 +115,9 @@ _ADVICE = {
     "memory": ("Out of memory", "Use a smaller image size (IMAGE_MAX_DIM / IMAGE_MIN_DIM in the "
                                 "config), close other programs using the GPU, or run on the CPU "
                                 "(start the viewer with CUDA_VISIBLE_DEVICES= )."),
+    "dataset": ("Cannot open dataset", "Choose a COCO instances JSON and the folder holding its "
+                                       "images (file_name in the JSON is relative to it), or "
+                                       "generate a Shapes dataset."),
     "trace": ("Cannot open trace", "Choose a .npz file written by 'mrcnn trace' or by the viewer's "
                                    "File > Save trace."),
 }
@@ -126,6 +131,8 @@ def describe_error(error: BaseException, step: str = "") -> tuple[str, str]:
         kind = "memory"
     elif name == "WeightsMismatchError" or ("NUM_CLASSES" in text and "weights" in text.lower()):
         kind = "mismatch"
+    elif step == "dataset":
+        kind = "dataset"
     elif name == "ConfigError" or (name == "CliError" and ".json:" in text):
         kind = "config"
     elif name in ("WeightsError", "WeightsFileError") or step == "weights":
@@ -147,7 +154,9 @@ class TraceWorker(QObject):
     """Reads an image, loads the model (unless given) and traces; one job, then done.
 
     ``image_path`` None: only load the model. ``model_spec`` None: only read the image (the
-    trace then holds just the ``input`` stage). ``stats_fn=False``: no weight statistics.
+    trace then holds just the ``input`` stage, and ``gt``). ``stats_fn=False``: no weight
+    statistics. ``source``: a dataset image (``viewer.datasets.DatasetImage``), traced with its
+    ground truth and class names when they fit the model.
     """
 
     progress = Signal(str)
@@ -158,8 +167,9 @@ class TraceWorker(QObject):
 
     def __init__(self, image_path, model_spec: ModelSpec | None = None, model=None,
                  class_names=None, read_image_fn=None, load_model_fn=None, trace_fn=None,
-                 stats_fn=None):
+                 stats_fn=None, source=None):
         super().__init__()
+        self.source = source  # a viewer.datasets.DatasetImage: read instead of image_path
         self.image_path = None if image_path is None else os.fspath(image_path)
         self.model_spec = model_spec
         self.model = model
@@ -190,10 +200,7 @@ class TraceWorker(QObject):
         try:
             result = TraceResult(trace=None, image_path=self.image_path, model=self.model,
                                  model_spec=self.model_spec, class_names=self.class_names)
-            image = None
-            if self.image_path is not None:
-                self.step("Reading image")
-                image = self.read_image_fn(self.image_path)
+            image, gt = self._read_input()
             if self.model_spec is not None and result.model is None:
                 kind = "weights"
                 result.model, result.class_names = self.load_model_fn(self.model_spec, self.step)
@@ -201,15 +208,13 @@ class TraceWorker(QObject):
                     self.step("Computing weight statistics")
                     result.weight_stats = self.stats_fn(result.model)
             kind = ""
-            if image is not None and self.model_spec is None:
-                from mrcnn.trace_data import Trace
-
-                result.trace = Trace(stages={"input": {"image": image}},
-                                     meta={"image_path": self.image_path})
-            elif image is not None:
-                self.step("Tracing image")
-                result.trace = self.trace_fn(result.model, image, result.class_names)
+            if image is not None:
+                result.trace = self._trace(result, image, gt)
                 result.trace.meta["image_path"] = self.image_path
+                if self.source is not None:
+                    result.trace.meta["image_name"] = self.source.name
+                else:
+                    result.trace.meta.pop("image_name", None)
             self.step("Done")
             self.finished.emit(result)
         except Cancelled:
@@ -217,6 +222,83 @@ class TraceWorker(QObject):
         except BaseException as error:  # noqa: BLE001 - any failure becomes a dialog
             traceback.print_exc(file=sys.stderr)
             self.failed.emit(*describe_error(error, kind))
+        finally:
+            self.done.emit()
+
+    def _read_input(self):
+        """(image [H, W, 3] or None, ground truth dict or None) from the file or dataset image."""
+        if self.source is not None:
+            self.step("Reading image and ground truth")
+            return self.source.load_image(), self.source.ground_truth()
+        if self.image_path is not None:
+            self.step("Reading image")
+            return self.read_image_fn(self.image_path), None
+        return None, None
+
+    def _trace(self, result, image, gt):
+        """The trace of ``image`` (just its input and ground truth when there is no model)."""
+        names = result.class_names
+        if gt is not None:
+            gt, names, result.warning = _gt_for_model(result.model, gt, self.source.class_names,
+                                                      names)
+        if self.model_spec is None:
+            from mrcnn.trace_data import Trace
+
+            stages = {"input": {"image": image}}
+            if gt is not None:
+                stages["gt"] = gt
+            return Trace(stages=stages, meta={"class_names": names})
+        self.step("Tracing image")
+        if gt is None:
+            return self.trace_fn(result.model, image, names)
+        return self.trace_fn(result.model, image, names, gt=gt)
+
+
+def _gt_for_model(model, gt, dataset_names, model_names):
+    """(gt or None, class names, warning): the dataset's ground truth and names when its classes
+    fit the model; otherwise no ground truth (targets need matching class ids) and a warning."""
+    config = getattr(model, "config", None)
+    num_classes = getattr(config, "NUM_CLASSES", None)
+    if num_classes is None or num_classes == len(dataset_names):
+        return gt, list(dataset_names), ""
+    return None, model_names, (
+        f"ground truth not used: the dataset has {len(dataset_names)} classes (with BG), the "
+        f"model's NUM_CLASSES is {num_classes}; open a dataset with the model's classes")
+
+
+class DatasetWorker(QObject):
+    """Opens a dataset (``viewer.datasets.load_dataset``) off the GUI thread: a large COCO JSON
+    takes seconds to parse. Same signals as TraceWorker; ``finished`` carries a LoadedDataset."""
+
+    progress = Signal(str)
+    finished = Signal(object)
+    failed = Signal(str, str)
+    cancelled = Signal()
+    done = Signal()
+
+    def __init__(self, spec, load_fn=None):
+        super().__init__()
+        self.spec = spec
+        self.load_fn = load_fn
+        self._cancel_requested = False
+
+    def cancel(self) -> None:
+        self._cancel_requested = True
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            from viewer.datasets import load_dataset
+
+            self.progress.emit(f"Opening dataset {self.spec.describe()}")
+            dataset = (self.load_fn or load_dataset)(self.spec)
+            if self._cancel_requested:
+                self.cancelled.emit()
+            else:
+                self.finished.emit(dataset)
+        except BaseException as error:  # noqa: BLE001 - any failure becomes a dialog
+            traceback.print_exc(file=sys.stderr)
+            self.failed.emit(*describe_error(error, "dataset"))
         finally:
             self.done.emit()
 

@@ -92,8 +92,13 @@ def test_activations_tree_groups_layers_with_shapes(qtbot, session):
     assert groups["FPN (P2-P6)"].child(0).text(0) == "fpn_p2"
     assert groups[OTHER_GROUP].child(0).text(0) == "mrcnn_mask_conv1"
     assert group_of("C3") == "Backbone (C2-C5)" and group_of("P6") == "FPN (P2-P6)"
-    # Nothing is rendered until a layer is chosen.
-    assert panel.rendered_thumbnails() == 0
+    # The first layer in tree order and its channel 0 show at once: the large view is never
+    # left black waiting for a click; only that layer's first page is rendered.
+    assert panel.layer == "res2c_out" and panel.channel == 0
+    assert panel.rendered_thumbnails() == 64
+    np.testing.assert_array_equal(
+        panel.image_item.image, session.trace["activations/res2c_out"]["values"][:, :, 0])
+    assert "res2c_out channel 0" in panel.range_label.text()
 
 
 def test_activations_pages_render_only_the_visible_page(qtbot, session, monkeypatch):
@@ -212,8 +217,14 @@ def test_weights_histogram_equals_stat_counts(qtbot, session):
     np.testing.assert_allclose(x, stats[0]["bin_edges"])
     np.testing.assert_array_equal(y, stats[0]["hist_counts"])
     assert "conv1/kernel" in panel.plot.getPlotItem().titleLabel.text
-    session.set_weight_stats(stats[:2])  # new stats clear the selection and its histogram
+    panel.select_weight(stats[1]["layer"], stats[1]["name"])
+    # New stats reset the selection to their first weight, whose histogram shows at once.
+    session.set_weight_stats(stats[:2])
+    assert panel.selected_row == 0
+    np.testing.assert_array_equal(panel.histogram_curve.getData()[1], stats[0]["hist_counts"])
+    session.set_weight_stats([])
     assert panel.selected_row is None and panel.histogram_curve.getData()[0] is None
+    assert panel.stack.currentWidget() is panel.hint
 
 
 def test_weights_accepts_both_key_spellings():

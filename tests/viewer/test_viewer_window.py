@@ -271,3 +271,33 @@ def test_stage_specific_items(window, trace_file, key):
         window.session.set_overlay("gt", False)
         assert not canvas.mask_item.isVisible() and not canvas.curves["gt"].isVisible()
         assert not canvas.overlay_boxes["masks"].isChecked()
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1600, 1000)])
+def test_canvas_gets_most_of_the_window(window, qtbot, trace_file, size):
+    window.open_trace(trace_file)
+    window.resize(*size)
+    qtbot.waitUntil(lambda: window.width() == size[0], timeout=5000)
+    window._size_docks()
+    qtbot.wait(50)
+    canvas = window.canvas
+    assert canvas.height() >= 0.8 * window.height()  # no bottom dock squeezes it
+    assert canvas.width() >= 0.45 * window.width()
+    right = window.docks["Detections"]
+    assert window.dockWidgetArea(right) == Qt.DockWidgetArea.RightDockWidgetArea
+    for title in ("Ground truth", "Activations", "Weights", "Timings"):
+        if title in window.docks:
+            assert window.dockWidgetArea(window.docks[title]) == \
+                Qt.DockWidgetArea.RightDockWidgetArea
+            assert window.tabifiedDockWidgets(window.docks[title])
+    assert 200 <= window.docks["Stages"].width() <= 300
+
+
+def test_empty_window_shows_hints_not_blank_panels(window):
+    assert window.canvas.stack.currentWidget() is window.canvas.empty_hint
+    assert "Ctrl+O" in window.canvas.empty_hint.text()
+    assert window.detections_table.hint.isVisible()
+    for title in ("Ground truth", "Activations", "Weights", "Timings"):
+        panel = window.panels.get(title)
+        if panel is not None:
+            assert panel.stack.currentWidget() is panel.hint, title

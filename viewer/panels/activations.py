@@ -95,18 +95,18 @@ class ActivationsPanel(QWidget):
         self.tree.setHeaderLabels(["Layer", "Shape (h x w x c)"])
         self.tree.itemSelectionChanged.connect(self._on_tree_selection)
 
-        # Grid above the large view: the grid wants width (8 thumbnails a row), the view height.
-        channels = QSplitter(Qt.Vertical)
-        channels.addWidget(self._build_grid())
-        channels.addWidget(self._build_large_view())
-        channels.setStretchFactor(0, 1)
-        channels.setStretchFactor(1, 1)
-        splitter = QSplitter(Qt.Horizontal)
+        # Layers, channel grid and the large view stacked top to bottom: the panel is docked in
+        # a tall, narrow column beside the canvas.
+        splitter = QSplitter(Qt.Vertical)
         splitter.addWidget(self.tree)
-        splitter.addWidget(channels)
-        splitter.setStretchFactor(0, 1)
+        splitter.addWidget(self._build_grid())
+        splitter.addWidget(self._build_large_view())
+        splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
-        self.tree.setMinimumWidth(140)
+        splitter.setStretchFactor(2, 4)
+        splitter.setChildrenCollapsible(False)
+        self.tree.setMinimumHeight(90)
+        self.splitter = splitter
 
         self.stack = QStackedWidget()
         self.stack.addWidget(self.hint)
@@ -118,7 +118,7 @@ class ActivationsPanel(QWidget):
     def _build_grid(self) -> QWidget:
         """The page of channel thumbnails and its page controls."""
         self.grid = QListWidget()
-        self.grid.setMinimumHeight(2 * THUMBNAIL_SIZE + 40)
+        self.grid.setMinimumHeight(THUMBNAIL_SIZE + 30)
         self.grid.setViewMode(QListWidget.IconMode)
         self.grid.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
         self.grid.setResizeMode(QListWidget.Adjust)
@@ -172,6 +172,7 @@ class ActivationsPanel(QWidget):
 
     def _on_trace_changed(self, trace) -> None:
         layers = trace.activation_layers() if trace is not None else []
+        self._previous = (self.layer, self.channel)
         self.tree.clear()
         self._clear_layer()
         if not layers:
@@ -191,6 +192,29 @@ class ActivationsPanel(QWidget):
         self.tree.expandAll()
         self.tree.resizeColumnToContents(0)
         self.stack.setCurrentIndex(1)
+        self._show_default(layers)
+
+    def _show_default(self, layers) -> None:
+        """Show the layer and channel shown before (when the new trace has them), else the
+        first layer in tree order and its channel 0: the large view is never left empty."""
+        previous_layer, previous_channel = self._previous
+        ordered = [item.data(0, LAYER_ROLE) for item in self._layer_items()]
+        layer = previous_layer if previous_layer in layers else (ordered or sorted(layers))[0]
+        self.show_layer(layer)
+        values = self._values()
+        channels = values.shape[-1] if values is not None else 0
+        if channels:
+            channel = previous_channel if previous_layer == layer and previous_channel is not None \
+                and previous_channel < channels else 0
+            if channel // CHANNELS_PER_PAGE != self.page:
+                self.set_page(channel // CHANNELS_PER_PAGE)
+            self.show_channel(channel)
+
+    def _layer_items(self):
+        for group in range(self.tree.topLevelItemCount()):
+            parent = self.tree.topLevelItem(group)
+            for child in range(parent.childCount()):
+                yield parent.child(child)
 
     def _values(self) -> np.ndarray | None:
         """[h, w, c] activations of the shown layer (a view into the trace, never copied)."""
@@ -220,6 +244,8 @@ class ActivationsPanel(QWidget):
             self.layer = layer
             self._select_tree_item(layer)
             self.set_page(0)
+            if self._values() is not None and self._values().shape[-1]:
+                self.show_channel(0)
 
     def _select_tree_item(self, layer: str) -> None:
         for item in self.tree.findItems(layer, Qt.MatchExactly | Qt.MatchRecursive, 0):

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QMenu, QSlider, QSpinBox,
+                               QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
 from viewer.session import SELECTION_STAGES
 from viewer.stages import stage_by_key
@@ -50,6 +50,10 @@ STYLES = {
 }
 BOX_STYLES = ("faint", "anchor", "neutral", "negative", "positive", "dotted", "dashed", "solid")
 _MATCH_STYLES = {1: "positive", -1: "negative", 0: "neutral"}
+OVERLAY_TITLES = {"boxes": "Boxes", "masks": "Masks", "labels": "Labels",
+                  "gt": "Ground truth (dashed white)", "window": "Image window (dash-dot)"}
+EMPTY_HINT = ("Open an image (Ctrl+O) and a model (Ctrl+M), a dataset (Ctrl+D), or a saved "
+              "trace (Ctrl+T).\nImages can also be dropped here.")
 
 
 def class_colour(class_id: int) -> tuple:
@@ -119,7 +123,9 @@ class CanvasPanel(QWidget):
             signal.connect(self.redraw)
         session.scoreThresholdChanged.connect(self._sync_controls)
         session.overlaysChanged.connect(self._sync_controls)
+        session.stageChanged.connect(self._sync_stage_controls)
         self._on_trace(session.trace)
+        self._sync_stage_controls()
 
     # ---- widgets -------------------------------------------------------------------------
 
@@ -133,25 +139,42 @@ class CanvasPanel(QWidget):
         self.anchor_box.addItems(["sample", "all"])
         self.anchor_box.setToolTip(f"Anchors: a sample of {ANCHOR_SAMPLE} per level, or all of it")
         self.anchor_box.currentTextChanged.connect(self._on_anchor_mode)
+        self.level_label = QLabel("Level")
         self.threshold_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100)
         self.threshold_slider.setToolTip("Score threshold: hide boxes and detections scoring below")
-        self.threshold_slider.setMinimumWidth(120)
+        self.threshold_slider.setMinimumWidth(90)
+        self.threshold_slider.setMaximumWidth(220)
         self.threshold_slider.valueChanged.connect(
             lambda v: self.session.set_score_threshold(v / 100.0))
         self.threshold_label = QLabel("0.00")
+        # Overlay switches live in one drop-down: a row of check boxes would set the canvas's
+        # minimum width and squeeze the docks on a 1280 px screen.
+        self.overlay_button = QToolButton()
+        self.overlay_button.setText("Overlays")
+        self.overlay_button.setToolTip("Choose what is drawn over the image")
+        self.overlay_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.overlay_button)
         self.overlay_boxes = {}
-        for item in (QLabel("Level"), self.level_box, self.anchor_box, QLabel("Score ≥"),
+        for name in self.session.overlays:
+            action = menu.addAction(OVERLAY_TITLES.get(name, name))
+            action.setCheckable(True)
+            action.toggled.connect(lambda on, n=name: self.session.set_overlay(n, on))
+            self.overlay_boxes[name] = action
+        self.overlay_button.setMenu(menu)
+        for item in (self.level_label, self.level_box, self.anchor_box, QLabel("Score ≥"),
                      self.threshold_slider, self.threshold_label):
             bar.addWidget(item)
-        for name in self.session.overlays:
-            box = QCheckBox(name)
-            box.setToolTip(f"Show {name}")
-            box.toggled.connect(lambda on, n=name: self.session.set_overlay(n, on))
-            self.overlay_boxes[name] = box
-            bar.addWidget(box)
         bar.addStretch(1)
+        bar.addWidget(self.overlay_button)
         self._controls = bar
         self._sync_controls()
+
+    def _sync_stage_controls(self, *_):
+        """Level and anchor mode only matter to the stages that draw one pyramid level."""
+        per_level = self.session.stage in ("anchors", "rpn_scores")
+        for widget in (self.level_label, self.level_box):
+            widget.setVisible(per_level)
+        self.anchor_box.setVisible(self.session.stage == "anchors")
 
     def _build_view(self):
         self.view = pg.GraphicsLayoutWidget()
@@ -176,7 +199,9 @@ class CanvasPanel(QWidget):
         # Raw 28x28 masks as a grid, beside the image (raw masks stage only).
         self.grid_view = pg.GraphicsLayoutWidget()
         self.grid_view.setBackground((30, 30, 34))
-        self.grid_view.setFixedWidth(240)
+        # A quarter of the canvas, 120-240 px: a fixed 240 px squeezed the image on small screens.
+        self.grid_view.setMinimumWidth(120)
+        self.grid_view.setMaximumWidth(240)
         self.grid_vb = self.grid_view.addViewBox()
         self.grid_vb.setAspectLocked(True)
         self.grid_vb.invertY(True)
@@ -193,15 +218,24 @@ class CanvasPanel(QWidget):
         self.info = QLabel()
         self.info.setWordWrap(True)
         self.info.setContentsMargins(6, 2, 6, 2)
-        views = QHBoxLayout()
+        views_box = QWidget()
+        views = QHBoxLayout(views_box)
         views.setContentsMargins(0, 0, 0, 0)
-        views.addWidget(self.view, 1)
-        views.addWidget(self.grid_view)
+        views.addWidget(self.view, 3)
+        views.addWidget(self.grid_view, 1)
+        self.empty_hint = QLabel(EMPTY_HINT)
+        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_hint.setWordWrap(True)
+        self.empty_hint.setStyleSheet("background: rgb(30, 30, 34); color: rgb(200, 200, 205);")
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.empty_hint)
+        self.stack.addWidget(views_box)
+        self.stack.setMinimumSize(320, 240)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addLayout(self._controls)
-        layout.addLayout(views, 1)
+        layout.addWidget(self.stack, 1)
         layout.addWidget(self.info)
 
     def _curve(self, name: str) -> pg.PlotCurveItem:
@@ -244,6 +278,7 @@ class CanvasPanel(QWidget):
     # ---- session -> drawing --------------------------------------------------------------
 
     def _on_trace(self, trace):
+        self.stack.setCurrentIndex(0 if trace is None else 1)
         self._cache.clear()
         self._base_key = self._mask_key = self._plan_key = None
         if trace is not None and "input" in trace:
@@ -432,6 +467,12 @@ class CanvasPanel(QWidget):
         overlay.note = (f"P{self.level}: showing {len(rows)} of {total} anchors"
                         + ("; green positive, red negative, grey neutral (RPN targets)"
                            if match is not None else ""))
+        if match is not None and not np.any(match[anchors["levels"] == self.level] == 1):
+            # Say where the positives are, or the user hunts for green boxes that are not here.
+            levels = anchors["levels"][match == 1]
+            where = ", ".join(f"P{int(level)}: {int(np.sum(levels == level))}"
+                              for level in np.unique(levels)) or "none at any level"
+            overlay.note += f". No positive anchor at P{self.level} (positives {where})"
         return overlay
 
     def _plan_rpn_scores(self, trace) -> Overlay:
@@ -601,7 +642,8 @@ class CanvasPanel(QWidget):
         return rgba
 
     def _apply_grid(self, trace, overlay):
-        show = overlay.masks == "raw" and trace is not None and "masks/raw" in trace
+        show = overlay.masks == "raw" and trace is not None and "masks/raw" in trace \
+            and overlay.mask_rows is not None and len(overlay.mask_rows) > 0
         self.grid_view.setVisible(bool(show))
         if not show:
             return

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, Qt
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout,
+                               QWidget)
 
 COLUMNS = ("#", "class", "score", "box [y1, x1, y2, x2]", "mask area")
 
@@ -96,15 +97,36 @@ class DetectionsTablePanel(QWidget):
         self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.view.horizontalHeader().setStretchLastSection(True)
         self.view.setToolTip("Detections above the score threshold; click a row to select it")
+        self.hint = QLabel()  # says why the table is empty; hidden while it has rows
+        self.hint.setWordWrap(True)
+        self.hint.setContentsMargins(6, 4, 6, 4)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.view)
+        layout.addWidget(self.hint)
+        layout.addWidget(self.view, 1)
         self._updating = False
+        self.model.modelReset.connect(self._update_hint)
         self.view.selectionModel().selectionChanged.connect(self._on_rows_selected)
         session.traceChanged.connect(self._on_trace)
         session.scoreThresholdChanged.connect(self._on_threshold)
         session.selectionChanged.connect(self._follow_selection)
         self._on_trace(session.trace)
+
+    def _update_hint(self):
+        trace = self.model.trace
+        if self.model.rowCount():
+            text = ""
+        elif trace is None:
+            text = "No detections yet: open an image and a model, or a saved trace."
+        elif "detections" not in trace:
+            text = "No detections: this image was opened without a model (Ctrl+M opens one)."
+        elif len(trace["detections"]["scores"]):
+            text = (f"No detections score ≥ {self.session.score_threshold:.2f}: lower the "
+                    "score threshold above the image.")
+        else:
+            text = "The model found nothing in this image."
+        self.hint.setText(text)
+        self.hint.setVisible(bool(text))
 
     def _on_trace(self, trace):
         self._updating = True

@@ -116,7 +116,10 @@ class GroundTruthPanel(QWidget):
         self.gt_table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.gt_table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.gt_table.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.gt_table.horizontalHeader().setSectionResizeMode(2, QHeaderView.Stretch)
+        header = self.gt_table.horizontalHeader()
+        for column in (0, 1, 3, 4):
+            header.setSectionResizeMode(column, QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.Stretch)
         self.gt_table.itemSelectionChanged.connect(self._on_gt_row_selected)
 
         self.recall_table = QTableWidget(0, 3)
@@ -206,8 +209,13 @@ class GroundTruthPanel(QWidget):
                                                   trace.class_names)
             s = self.roi_summary
             per_class = ", ".join(f"{name}: {n}" for name, n in s["per_class"].items()) or "none"
-            self.roi_label.setText(f"positive {s['positive']}   negative {s['negative']}\n"
-                                   f"positives per class: {per_class}")
+            text = (f"positive {s['positive']}   negative {s['negative']}\n"
+                    f"positives per class: {per_class}")
+            if s["positive"] == 0:
+                # Negatives are sampled in proportion to positives (matterport), so none either.
+                text += ("\nNo proposal overlaps a GT box at IoU >= 0.5, so no ROIs are sampled "
+                         "(negatives are drawn in proportion to positives).")
+            self.roi_label.setText(text)
         else:
             self.roi_label.setText("No detection targets in this trace.")
 

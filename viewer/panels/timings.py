@@ -60,7 +60,9 @@ class TimingsPanel(QWidget):
         self.hint.setWordWrap(True)
 
         self.plot = pg.PlotWidget()
-        self.plot.setLabel("bottom", "time", units="ms")
+        self.plot.setLabel("bottom", "time (ms)")
+        # Values are already milliseconds: an SI prefix would label 1500 ms as "1.5 kms".
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.setMouseEnabled(x=False, y=False)
         self.bars = pg.BarGraphItem(x0=[], y=[], height=0.6, width=[], brush=BAR_BRUSH)
         self.plot.addItem(self.bars)
@@ -69,7 +71,7 @@ class TimingsPanel(QWidget):
         self.count_table = self._table(("Stage", "Items"))
         self.total_label = QLabel()
 
-        tables = QSplitter(Qt.Horizontal)
+        tables = QSplitter(Qt.Vertical)  # the panel docks in a narrow column
         tables.addWidget(self.timing_table)
         tables.addWidget(self.count_table)
         content = QSplitter(Qt.Vertical)

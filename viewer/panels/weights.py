@@ -234,6 +234,8 @@ class WeightsPanel(QWidget):
         self.stack.setCurrentIndex(1 if rows else 0)
         self.table.resizeColumnsToContents()
         self._update_summary()
+        if rows:  # an empty histogram plot reads as broken: show the first weight's at once
+            self.table.selectRow(0)
 
     # ---- user -> view --------------------------------------------------------------------
 
