@@ -15,7 +15,7 @@ from mrcnn.trace_data import Trace
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """Tiny weights (.h5), config JSON, two images and a class-names file."""
-    from conftest import TinyConfig
+    from tiny_config import TinyConfig
 
     from mrcnn.model import MaskRCNN
 

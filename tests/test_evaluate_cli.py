@@ -14,7 +14,7 @@ def weights_dir(tmp_path_factory):
     """Untrained tiny weights + their config.json, like a run's checkpoint directory."""
     import keras
 
-    from conftest import TinyConfig
+    from tiny_config import TinyConfig
     from mrcnn.model import MaskRCNN
 
     keras.utils.set_random_seed(0)

@@ -11,7 +11,7 @@ from mrcnn.model import INFERENCE_OUTPUTS, MaskRCNN
 
 @pytest.fixture(scope="module")
 def model():
-    from conftest import TinyConfig
+    from tiny_config import TinyConfig
 
     return MaskRCNN("inference", TinyConfig(), model_dir=None)
 
@@ -132,7 +132,7 @@ def test_predict_function_is_traced_once_for_many_images(model):
 
 
 def test_batch_of_two_gives_the_same_graph_outputs_as_one_at_a_time():
-    from conftest import TinyConfig
+    from tiny_config import TinyConfig
 
     class TwoImages(TinyConfig):
         IMAGES_PER_GPU = 2

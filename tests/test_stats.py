@@ -78,7 +78,7 @@ def test_weight_stats_of_model_and_file_agree(keras_model, tmp_path):
 
 
 def test_weight_stats_of_maskrcnn_cover_nested_rpn():
-    from conftest import TinyConfig
+    from tiny_config import TinyConfig
 
     from mrcnn.model import MaskRCNN
 

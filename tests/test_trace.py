@@ -20,7 +20,7 @@ HEIGHT, WIDTH = 100, 140  # not square: the window and scale matter
 
 @pytest.fixture(scope="module")
 def model():
-    from conftest import TinyConfig
+    from tiny_config import TinyConfig
 
     model = MaskRCNN("inference", TinyConfig())
     # Random RPN weights predict huge deltas that throw every proposal off the image; scaled

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TinyConfig
+from tiny_config import TinyConfig
 from mrcnn.runs import RunDir
 from mrcnn.train import NAN_HOOK_ENV, strategy_kind
 
@@ -264,7 +264,7 @@ tf.random.shuffle = lambda value, seed=None, name=None: value
 import keras
 import numpy as np
 sys.path.insert(0, sys.argv[2])
-from conftest import TinyConfig
+from tiny_config import TinyConfig
 from mrcnn.data.pipeline import build_training_inputs, image_rng
 from mrcnn.data.shapes import ShapesDataset
 from mrcnn.model import MaskRCNN

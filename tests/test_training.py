@@ -9,7 +9,7 @@ from mrcnn.training import LAYER_REGEX, LOSS_NAMES, iter_layers, set_trainable
 
 @pytest.fixture(scope="module")
 def model():
-    from conftest import TinyConfig
+    from tiny_config import TinyConfig
 
     return MaskRCNN("training", TinyConfig())
 
