@@ -33,27 +33,20 @@ def read_weight_shapes(path) -> dict:
     """{layer: {weight short name: shape}} of a Keras-2 HDF5 weights file; CliError if unreadable."""
     import h5py
 
-    from mrcnn.stats import _name_list, _short_name
+    from mrcnn.stats import NotKeras2WeightsError, iter_file_weights
 
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CliError(f"weights file not found: {path}")
     try:
         with h5py.File(path, "r") as handle:
-            root = handle
-            if _name_list(root, "layer_names") is None and "model_weights" in root:
-                root = root["model_weights"]
-            names = _name_list(root, "layer_names")
-            if names is None:
-                raise CliError(f"{path}: not a Keras-2 (matterport layout) weights file "
-                               "(no 'layer_names' attribute)")
             shapes: dict = {}
-            for group_name in names:
-                group = root[group_name]
-                for weight in _name_list(group, "weight_names") or []:
-                    layer = weight.split("/")[0] if "/" in weight else group_name
-                    shapes.setdefault(layer, {})[_short_name(weight)] = tuple(group[weight].shape)
+            for layer, name, dataset in iter_file_weights(handle):
+                shapes.setdefault(layer, {})[name] = tuple(dataset.shape)
             return shapes
+    except NotKeras2WeightsError:
+        raise CliError(f"{path}: not a Keras-2 (matterport layout) weights file "
+                       "(no 'layer_names' attribute)") from None
     except (OSError, KeyError) as e:
         raise CliError(f"{path}: not a readable HDF5 weights file ({e})") from None
 

@@ -138,6 +138,31 @@ def _name_list(group, name):
     return [_decode(v) for v in values]
 
 
+class NotKeras2WeightsError(ValueError):
+    """An HDF5 file without ``layer_names``: not a Keras-2 (matterport layout) weights file."""
+
+
+def iter_file_weights(handle):
+    """Yield (layer, weight short name, h5py dataset) of an open Keras-2 HDF5 weights file.
+
+    The layer of a weight is the first part of its stored name (``rpn_conv_shared/kernel:0``
+    inside ``rpn_model`` -> ``rpn_conv_shared``); a ``model_weights`` wrapper group is entered.
+    Raises NotKeras2WeightsError when the file has no ``layer_names`` (not matterport's layout).
+    """
+    root = handle
+    if _name_list(root, "layer_names") is None and "model_weights" in root:
+        root = root["model_weights"]
+    layer_names = _name_list(root, "layer_names")
+    if layer_names is None:
+        raise NotKeras2WeightsError("HDF5 file has no 'layer_names' attribute; not a Keras-2 "
+                         "(matterport layout) weights file")
+    for group_name in layer_names:
+        group = root[group_name]
+        for weight_name in _name_list(group, "weight_names") or []:
+            layer = weight_name.split("/")[0] if "/" in weight_name else group_name
+            yield layer, _short_name(weight_name), group[weight_name]
+
+
 def weight_stats_from_file(path, bins: int = HISTOGRAM_BINS) -> list[WeightStat]:
     """WeightStats of every weight in a Keras-2 HDF5 weights file (matterport layout), h5py only.
 
@@ -152,22 +177,12 @@ def weight_stats_from_file(path, bins: int = HISTOGRAM_BINS) -> list[WeightStat]
         raise FileNotFoundError(f"weights file not found: {path}")
     if not h5py.is_hdf5(path):
         raise ValueError(f"{path}: not an HDF5 weights file")
-    stats = []
     with h5py.File(path, "r") as handle:
-        root = handle
-        if _name_list(root, "layer_names") is None and "model_weights" in root:
-            root = root["model_weights"]
-        layer_names = _name_list(root, "layer_names")
-        if layer_names is None:
-            raise ValueError(f"{path}: HDF5 file has no 'layer_names' attribute; not a Keras-2 "
-                             "(matterport layout) weights file")
-        for group_name in layer_names:
-            group = root[group_name]
-            for weight_name in _name_list(group, "weight_names") or []:
-                layer = weight_name.split("/")[0] if "/" in weight_name else group_name
-                stats.append(compute_stat(layer, _short_name(weight_name),
-                                          np.asarray(group[weight_name]), bins))
-    return stats
+        try:
+            return [compute_stat(layer, name, np.asarray(dataset), bins)
+                    for layer, name, dataset in iter_file_weights(handle)]
+        except NotKeras2WeightsError as e:
+            raise NotKeras2WeightsError(f"{path}: {e}") from None
 
 
 def stats_to_dicts(stats) -> list[dict]:
