@@ -85,7 +85,9 @@ def load_config(config_path, weights_path, command: str):
             raise CliError(f"{config_path}: {e}") from None
     else:
         values = infer_config_values(read_weight_shapes(weights_path))
-        values.setdefault("NAME", "inferred")
+        # 81 classes: matterport's COCO model (mask_rcnn_coco.h5); its CocoConfig differs from
+        # the defaults only in NAME and NUM_CLASSES, so the inferred config is that config.
+        values.setdefault("NAME", "coco" if values.get("NUM_CLASSES") == 81 else "inferred")
         print(f"{PROG} {command}: no --config given; inferred from {weights_path}: "
               + ", ".join(f"{k}={v}" for k, v in sorted(values.items()) if k != "NAME")
               + " (other fields: defaults)", file=sys.stderr)
@@ -117,10 +119,19 @@ def read_class_names(path, num_classes: int) -> list[str]:
     return [str(n) for n in names]
 
 
+def default_class_names(num_classes: int) -> list[str]:
+    """COCO's names for an 81-class model (matterport's mask_rcnn_coco.h5), else "class i"."""
+    from mrcnn.data.coco_names import COCO_CLASS_NAMES
+
+    if num_classes == len(COCO_CLASS_NAMES):
+        return list(COCO_CLASS_NAMES)
+    return ["BG"] + [f"class {i}" for i in range(1, num_classes)]
+
+
 def _class_names(args, config) -> list[str]:
     if getattr(args, "class_names", None):
         return read_class_names(args.class_names, config.NUM_CLASSES)
-    return ["BG"] + [f"class {i}" for i in range(1, config.NUM_CLASSES)]
+    return default_class_names(config.NUM_CLASSES)
 
 
 def read_image(path) -> np.ndarray:

@@ -26,6 +26,7 @@ import numpy as np
 # small demo model; the two bottleneck ResNets carry matterport's layer names.
 KNOWN_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 RESIZE_MODES = ("none", "square", "pad64", "crop")
+OPTIMIZERS = ("sgd", "adam")
 
 # Fields that are computed from the others and so are never read from JSON.
 DERIVED_FIELDS = ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE")
@@ -135,6 +136,9 @@ class Config:
     # SGD learning rate and momentum.
     LEARNING_RATE = 0.001
     LEARNING_MOMENTUM = 0.9
+    # Not in matterport: "sgd" (matterport: SGD with LEARNING_MOMENTUM) or "adam" (Adam with
+    # beta_1 = LEARNING_MOMENTUM, which trains small models from scratch far faster).
+    OPTIMIZER = "sgd"
     # L2 weight decay on kernels (not on BatchNorm gamma/beta).
     WEIGHT_DECAY = 0.0001
     # Weight of each loss in the total.
@@ -150,8 +154,18 @@ class Config:
     # Update BatchNorm statistics and parameters while training. Small batches make them
     # unreliable, so matterport (and this package) freeze BN by default.
     TRAIN_BN = False
+    # Not in matterport: BatchNorm of the heads (mrcnn_class_bn*, mrcnn_mask_bn*) trains only if
+    # this is True; None follows TRAIN_BN (matterport). Their batch is the sampled ROIs, zero
+    # padding included, whose statistics differ from the proposals seen at inference, so a model
+    # trained from scratch (TRAIN_BN for the backbone) learns better with these frozen.
+    TRAIN_HEAD_BN = None
     # Global-norm gradient clipping.
     GRADIENT_CLIP_NORM = 5.0
+
+    @property
+    def head_train_bn(self) -> bool:
+        """Whether the heads' BatchNorm layers train (TRAIN_HEAD_BN, or TRAIN_BN when None)."""
+        return bool(self.TRAIN_BN if self.TRAIN_HEAD_BN is None else self.TRAIN_HEAD_BN)
 
     def __init__(self):
         """Compute the derived values from the (possibly overridden) fields."""
@@ -242,6 +256,8 @@ class Config:
                                             or self.BACKBONE in ("resnet18", "resnet34")),
                "BACKBONE_WIDTH", f"must be > 0, and 1.0 unless BACKBONE is resnet18/resnet34 "
                f"(matterport's weight shapes), got {self.BACKBONE_WIDTH} with {self.BACKBONE!r}")
+        _check(self.OPTIMIZER in OPTIMIZERS, "OPTIMIZER",
+               f"unknown optimizer {self.OPTIMIZER!r}; expected one of {', '.join(OPTIMIZERS)}")
         for name in ("RPN_CONV_CHANNELS", "MASK_HEAD_CHANNELS", "TOP_DOWN_PYRAMID_SIZE",
                      "FPN_CLASSIF_FC_LAYERS_SIZE"):
             value = getattr(self, name)

@@ -74,7 +74,7 @@ def build_inference_graph(config: Config):
 
     _, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
         rpn_rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
-        train_bn=config.TRAIN_BN, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE)
+        train_bn=config.head_train_bn, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE)
 
     detections, detection_roi_indices = DetectionLayer(
         detection_max_instances=config.DETECTION_MAX_INSTANCES,
@@ -89,7 +89,7 @@ def build_inference_graph(config: Config):
                                           output_shape=(config.DETECTION_MAX_INSTANCES, 4))(detections)
     mrcnn_mask = build_fpn_mask_graph(detection_boxes, mrcnn_feature_maps, input_image_meta,
                                       config.MASK_POOL_SIZE, config.NUM_CLASSES,
-                                      train_bn=config.TRAIN_BN,
+                                      train_bn=config.head_train_bn,
                                       channels=config.MASK_HEAD_CHANNELS)
 
     values = (detections, detection_roi_indices, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois,
@@ -219,7 +219,8 @@ class MaskRCNN:
         if val_dataset is not None:
             val_data = self._as_tf_dataset(val_dataset, None, shuffle=False, seed=seed)
         with self.strategy.scope():
-            trainable = set_trainable(self.keras_model, layers, self.config.TRAIN_BN)
+            trainable = set_trainable(self.keras_model, layers, self.config.TRAIN_BN,
+                                      self.config.head_train_bn)
             self.trainer.compile(optimizer=make_optimizer(self.config, learning_rate))
         log.info("training %d layers (%s) from epoch %d to %d at lr %g", len(trainable), layers,
                  self.epoch, epochs, learning_rate)

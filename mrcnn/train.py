@@ -104,6 +104,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --run-dir from its last good checkpoint")
     parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy")
+    parser.add_argument("--precise-bn", type=int, default=0, metavar="BATCHES",
+                        help="with TRAIN_BN: before each epoch's checkpoint, set BatchNorm's "
+                        "moving statistics to the average over BATCHES training batches "
+                        "(needed when training from scratch; 0 = off)")
     parser.add_argument("--seed", type=int, default=0, help="seed of data order and init")
     return parser
 
@@ -386,8 +390,13 @@ class StopFlag:
         log.info("%s: stopping after the current step", self.reason)
 
 
-def make_progress_callback(model, run_dir, events, stop_flag, epochs, initial_epoch, chief=True):
-    """A keras Callback that reports, checkpoints, stops on request and fails on NaN."""
+def make_progress_callback(model, run_dir, events, stop_flag, epochs, initial_epoch, chief=True,
+                           precise_bn_batches=None):
+    """A keras Callback that reports, checkpoints, stops on request and fails on NaN.
+
+    ``precise_bn_batches``: an iterable of training batches whose BatchNorm statistics replace
+    the moving averages before each whole-epoch checkpoint (``--precise-bn``), or None.
+    """
     import keras
 
     from mrcnn.training import LOSS_NAMES
@@ -475,6 +484,13 @@ def make_progress_callback(model, run_dir, events, stop_flag, epochs, initial_ep
                 self._summaries("val", {k[4:]: v for k, v in val.items()}, epoch + 1)
                 for writer in self.writers.values():
                     writer.flush()
+            if precise_bn_batches is not None:
+                from mrcnn.training import recompute_batchnorm_statistics
+
+                start = time.perf_counter()
+                used = recompute_batchnorm_statistics(model.trainer, precise_bn_batches)
+                log.info("precise BN: statistics of %d batches (%.1f s)", used,
+                         time.perf_counter() - start)
             self._checkpoint(partial=False)
             if self.stop_reason:
                 raise RunStopped(self.stop_reason)
@@ -595,8 +611,15 @@ def run_training(args, events) -> int:
     val_tf = None
     if val_data is not None and config.VALIDATION_STEPS:
         val_tf = make_dataset(val_data, config, shuffle=False, seed=args.seed).map(masks_as_uint8)
+    precise_bn = None
+    if args.precise_bn > 0 and config.TRAIN_BN:
+        if strategy_info["replicas"] > 1:
+            log.warning("--precise-bn is ignored with %d replicas", strategy_info["replicas"])
+        else:
+            precise_bn = make_dataset(train_data, config, shuffle=True, seed=seed + 1) \
+                .map(masks_as_uint8).take(args.precise_bn)
     progress = make_progress_callback(model, run_dir, events, stop_flag, args.epochs,
-                                      initial_epoch, chief)
+                                      initial_epoch, chief, precise_bn)
     try:
         model.train(train_tf, val_tf, learning_rate=learning_rate, epochs=args.epochs,
                     layers=args.layers, custom_callbacks=[progress], seed=args.seed)

@@ -116,10 +116,10 @@ def build_training_graph(config: Config) -> keras.Model:
     feature_maps = [p2, p3, p4, p5]
     mrcnn_class_logits, _, mrcnn_bbox = fpn_classifier_graph(
         rois, feature_maps, inputs["input_image_meta"], config.POOL_SIZE, config.NUM_CLASSES,
-        train_bn=config.TRAIN_BN, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE)
+        train_bn=config.head_train_bn, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE)
     mrcnn_mask = build_fpn_mask_graph(rois, feature_maps, inputs["input_image_meta"],
                                       config.MASK_POOL_SIZE, config.NUM_CLASSES,
-                                      train_bn=config.TRAIN_BN,
+                                      train_bn=config.head_train_bn,
                                       channels=config.MASK_HEAD_CHANNELS)
     outputs = {
         "rpn_class_logits": rpn_class_logits, "rpn_bbox": rpn_bbox, "rois": rois,
@@ -139,12 +139,15 @@ def iter_layers(model):
             yield layer
 
 
-def set_trainable(graph: keras.Model, layers: str, train_bn: bool) -> list[str]:
+def set_trainable(graph: keras.Model, layers: str, train_bn: bool,
+                  head_train_bn: bool | None = None) -> list[str]:
     """Make layers whose name fully matches ``layers`` (regex or a LAYER_REGEX key) trainable.
 
-    BatchNorm layers stay frozen unless ``train_bn`` (small batches make BN statistics noise).
+    BatchNorm layers stay frozen unless ``train_bn`` (small batches make BN statistics noise);
+    the heads' BatchNorm layers (``mrcnn_*``) follow ``head_train_bn`` (None: ``train_bn``).
     Returns the names of the trainable layers that hold weights.
     """
+    head_train_bn = train_bn if head_train_bn is None else head_train_bn
     regex = LAYER_REGEX.get(layers, layers)
     try:
         pattern = re.compile(regex)
@@ -159,7 +162,8 @@ def set_trainable(graph: keras.Model, layers: str, train_bn: bool) -> list[str]:
             continue
         inner = getattr(layer, "layer", layer)  # the layer inside a TimeDistributed wrapper
         is_bn = isinstance(inner, keras.layers.BatchNormalization)
-        layer.trainable = bool(pattern.fullmatch(layer.name)) and (train_bn or not is_bn)
+        bn_trains = head_train_bn if layer.name.startswith("mrcnn_") else train_bn
+        layer.trainable = bool(pattern.fullmatch(layer.name)) and (bn_trains or not is_bn)
         if layer.trainable:
             trainable.append(layer.name)
     if not trainable:
@@ -284,6 +288,48 @@ def _unpack(data):
 
 
 def make_optimizer(config: Config, learning_rate: float):
-    """SGD with momentum and global-norm gradient clipping (config.GRADIENT_CLIP_NORM)."""
+    """config.OPTIMIZER (SGD with momentum, or Adam) with global-norm gradient clipping."""
+    if config.OPTIMIZER == "adam":
+        return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=config.LEARNING_MOMENTUM,
+                                     global_clipnorm=config.GRADIENT_CLIP_NORM)
     return keras.optimizers.SGD(learning_rate=learning_rate, momentum=config.LEARNING_MOMENTUM,
                                 global_clipnorm=config.GRADIENT_CLIP_NORM)
+
+
+def batchnorm_layers_in_training(graph: keras.Model) -> list:
+    """The BatchNorm layers that use batch statistics when ``graph`` runs with training=True."""
+    found = []
+    for layer in iter_layers(graph):
+        inner = getattr(layer, "layer", layer)
+        if (isinstance(inner, keras.layers.BatchNormalization) and layer.trainable
+                and getattr(inner, "train_bn", True)):
+            found.append(inner)
+    return found
+
+
+def recompute_batchnorm_statistics(trainer: "MaskRCNNTrainer", batches) -> int:
+    """Set each training BatchNorm's moving mean/variance to the average over ``batches``.
+
+    While BN trains, its moving averages (momentum 0.99) mix statistics of weights long gone;
+    after training from scratch they differ enough from the final weights' statistics that
+    inference (which uses them) falls apart. Averaging the batch statistics of the final
+    weights over a few hundred images ("precise BN", Wu & Johnson 2021) removes that gap.
+    Runs the training graph eagerly with training=True; no weight changes. Returns the number
+    of batches used (0 when no BatchNorm trains).
+    """
+    layers = batchnorm_layers_in_training(trainer.graph)
+    if not layers:
+        return 0
+    momenta = [layer.momentum for layer in layers]
+    count = 0
+    try:
+        for batch in batches:
+            # The k-th batch enters with weight 1/(k+1): the moving value is the running mean.
+            for layer in layers:
+                layer.momentum = count / (count + 1.0)
+            trainer.graph(trainer._graph_inputs(batch), training=True)
+            count += 1
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return count

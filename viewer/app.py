@@ -1,6 +1,8 @@
 """``mrcnn-viewer [IMAGE] [--weights W] [--config C] [--trace T.npz] [--coco J | --shapes N]``.
 
-The window shows at once; TensorFlow loads later, on the worker thread, only when a model is
+With no arguments it opens the built-in demo: the demo model (``resources/demo``) traces the
+first sample shapes image (``resources/samples/shapes``), ground truth shown beside it. The
+window shows at once; TensorFlow loads later, on the worker thread, only when a model is
 opened. ``--stage KEY`` and ``--panel TITLE`` (hidden) open at a viewer stage and raise a dock
 for screenshots and bug reports.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from viewer.datasets import SHAPES_DEFAULT_SIZE, DatasetSpec
 from viewer.stages import STAGE_KEYS
@@ -22,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", help="model weights (.h5, Keras HDF5)")
     parser.add_argument("--config", help="model config JSON (default: inferred from the weights)")
     parser.add_argument("--class-names", help="class names file (.txt one per line, or JSON list)")
-    parser.add_argument("--demo", action="store_true", help="use the built-in demo model")
+    parser.add_argument("--demo", action="store_true",
+                        help="use the built-in demo model (the default when nothing is named)")
     parser.add_argument("--trace", help="saved trace (.npz) to open; needs no TensorFlow")
     data = parser.add_argument_group("dataset (images with ground truth)")
     data.add_argument("--coco", metavar="JSON", help="COCO instances JSON to browse")
@@ -51,6 +55,21 @@ def dataset_spec(args):
     return None
 
 
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "resources" / "samples"
+
+
+def demo_dataset_spec(folder=SAMPLES_DIR / "shapes") -> DatasetSpec | None:
+    """The sample shapes images with their COCO JSON (``resources/samples/shapes``), or None."""
+    annotations = Path(folder) / "annotations.json"
+    if not annotations.is_file():
+        return None
+    return DatasetSpec("coco", annotations=str(annotations), image_dir=str(folder))
+
+
+def _nothing_named(args) -> bool:
+    return not (args.image or args.weights or args.trace or args.coco or args.shapes)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -70,6 +89,11 @@ def main(argv=None) -> int:
     if args.trace:
         window.open_trace(args.trace)
     spec = None
+    data = dataset_spec(args)
+    if _nothing_named(args) and demo_model_spec() is not None:
+        # A newcomer's first launch: the demo model on its own sample images, with their GT.
+        args.demo = True
+        data = data or demo_dataset_spec()
     if args.demo:
         spec = demo_model_spec()
         if spec is None:
@@ -78,7 +102,6 @@ def main(argv=None) -> int:
     elif args.weights:
         spec = ModelSpec(weights=args.weights, config=args.config or "",
                          class_names=args.class_names or "")
-    data = dataset_spec(args)
     if data is not None:
         window.open_dataset(data, row=args.dataset_image, model=spec)
     elif args.image:

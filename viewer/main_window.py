@@ -28,6 +28,7 @@ from viewer.panels.stage_list import StageListPanel
 from viewer.recent import TRACE_SUFFIXES, RecentFiles, sibling_image
 from viewer.session import Session
 from viewer.stages import STAGE_KEYS
+from viewer.training.window_actions import TrainingActions
 from viewer.window_export import TRACE_FILTER, ExportActions, optional_class
 from viewer.workers import DatasetWorker, JobRunner, ModelSpec, TraceWorker, describe_error
 
@@ -56,7 +57,7 @@ _STEP_KEYS = {Qt.Key.Key_Up: -1, Qt.Key.Key_PageUp: -1, Qt.Key.Key_Left: -1,
 _optional_class = optional_class
 
 
-class MainWindow(ExportActions, QMainWindow):
+class MainWindow(ExportActions, TrainingActions, QMainWindow):
     """mrcnn-viewer's window. ``worker_factory(image_path, spec, model, class_names)`` -> worker
     can be replaced (tests trace without TensorFlow)."""
 
@@ -121,6 +122,7 @@ class MainWindow(ExportActions, QMainWindow):
         for dock in right[1:]:
             self.tabifyDockWidget(right[0], dock)
         right[0].raise_()
+        self._build_training_dock()  # bottom, hidden until a run starts or Train > … asks
         for tabs in self.findChildren(QTabBar):  # the dock tab bars: full titles, else scroll
             tabs.setElideMode(Qt.TextElideMode.ElideNone)
             tabs.setUsesScrollButtons(True)
@@ -212,6 +214,7 @@ class MainWindow(ExportActions, QMainWindow):
         view.addSeparator()
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
+        self._build_train_menu(menus)
         help_menu = menus.addMenu("&Help")
         self._action(help_menu, "Keyboard shortcuts", self.show_shortcuts, ["?", "F1"])
         self._action(help_menu, "About", self.show_about)
@@ -514,6 +517,9 @@ class MainWindow(ExportActions, QMainWindow):
                           "anchors to masks, in linked panels.")
 
     def closeEvent(self, event):
+        if not self.training.confirm_close(self):  # training runs, and the user keeps them
+            event.ignore()
+            return
         for runner in (self.runner, self.dataset_runner):
             runner.cancel()
             runner.wait(10000)

@@ -72,11 +72,12 @@ def read_image(path):
 
 def load_model(spec: ModelSpec, step):
     """(inference MaskRCNN with weights, class names or None); ``step(text)`` between steps."""
-    from mrcnn.cli import load_config, read_class_names, read_weight_shapes
+    from mrcnn.cli import default_class_names, load_config, read_class_names, read_weight_shapes
 
     read_weight_shapes(spec.weights)  # a bad file fails here, before TensorFlow loads
     config = load_config(spec.config or None, spec.weights, "viewer")
-    names = read_class_names(spec.class_names, config.NUM_CLASSES) if spec.class_names else None
+    names = (read_class_names(spec.class_names, config.NUM_CLASSES) if spec.class_names
+             else default_class_names(config.NUM_CLASSES))
     step(LOADING_TF)
     from mrcnn.model import MaskRCNN
 

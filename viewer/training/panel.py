@@ -1,0 +1,574 @@
+"""The Training panel: runs list, progress, loss curves, log, checkpoints, TensorBoard.
+
+State lives in ``RunsModel`` / ``RunRecord`` (``viewer.training.runs``); this widget draws the
+selected run and turns button presses into calls on it. It lays itself out in a row when it is
+wide (a bottom dock) and in a column when it is tall (a right-hand tab).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QFontDatabase, QGuiApplication
+from PySide6.QtWidgets import (QAbstractItemView, QApplication, QCheckBox, QHBoxLayout, QLabel,
+                               QListView, QListWidget, QListWidgetItem, QMessageBox,
+                               QPlainTextEdit, QProgressBar, QProgressDialog, QPushButton,
+                               QSizePolicy, QSplitter, QToolButton, QVBoxLayout, QWidget)
+
+from viewer.training.process import STOPPING, TensorBoardProcess
+from viewer.training.request import TrainRequest
+from viewer.training.runs import FAILED, INTERRUPTED, LOSS_NAMES, RunRecord, RunsModel
+
+RUNS_ROOT_KEY = "training/runs_root"
+CLOSE_GRACE_MS = 20_000  # closing the window: STOP file, then SIGTERM after this...
+CLOSE_KILL_MS = 10_000   # ...and a kill this much later (~30 s in all)
+PLOT_BACKGROUND = (30, 30, 34)  # the canvas' background: one dark theme for plots
+LOSS_COLORS = {"loss": (235, 235, 235), "rpn_class_loss": (90, 170, 255),
+               "rpn_bbox_loss": (255, 160, 50), "mrcnn_class_loss": (90, 210, 100),
+               "mrcnn_bbox_loss": (245, 90, 90), "mrcnn_mask_loss": (190, 140, 250)}
+WIDE_RATIO = 1.6  # width / height above which the parts sit side by side
+STOP_TIP = "Finish the current step, write a checkpoint and stop (press again to kill)"
+
+
+def default_runs_root() -> str:
+    return str(Path(os.getcwd()) / "runs")
+
+
+def short_loss_name(name: str) -> str:
+    return name if name == "loss" else name[: -len("_loss")]
+
+
+class IntegerAxis(pg.AxisItem):
+    """An axis of whole numbers (steps): no "2.5" ticks when few steps are plotted."""
+
+    def tickValues(self, minVal, maxVal, size):
+        return [(spacing, [v for v in values if float(v).is_integer()])
+                for spacing, values in super().tickValues(minVal, maxVal, size)]
+
+
+class LossPlot(pg.GraphicsLayoutWidget):
+    """Train (solid, per step) and val (dashed with dots, per epoch) curves of the six losses,
+    x = global step. The legend sits right of the plot, never over the curves; clicking an
+    entry hides or shows that loss (train and val)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setBackground(PLOT_BACKGROUND)
+        self.plot_item = self.addPlot(row=0, col=0, axisItems={"bottom": IntegerAxis("bottom")})
+        self.plot_item.setLabel("bottom", "step")
+        self.plot_item.setLabel("left", "loss")
+        self.plot_item.showGrid(x=True, y=True, alpha=0.2)
+        self.plot_item.getAxis("bottom").enableAutoSIPrefix(False)
+        self.legend = pg.LegendItem(labelTextSize="8pt", verSpacing=-4)
+        self.addItem(self.legend, row=0, col=1)
+        # Keep the legend its natural size at the top: the layout would spread its rows over
+        # the plot's height.
+        self.legend.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.ci.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
+        self.ci.layout.setColumnStretchFactor(0, 1)
+        self.curves: dict[tuple[str, str], pg.PlotDataItem] = {}
+        for name in LOSS_NAMES:
+            color = LOSS_COLORS[name]
+            train = self.plot_item.plot([], [], pen=pg.mkPen(color, width=1.5))
+            val = self.plot_item.plot(
+                [], [], pen=pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine),
+                symbol="o", symbolSize=6, symbolBrush=color, symbolPen=None)
+            self.curves["train", name], self.curves["val", name] = train, val
+            self.legend.addItem(train, short_loss_name(name))
+            train.visibleChanged.connect(lambda t=train, v=val: v.setVisible(t.isVisible()))
+        # Two entries explain the line styles for all six colours.
+        grey = (170, 170, 170)
+        self._style_samples = [
+            pg.PlotDataItem(pen=pg.mkPen(grey, width=1.5)),
+            pg.PlotDataItem(pen=pg.mkPen(grey, width=2, style=Qt.PenStyle.DashLine),
+                            symbol="o", symbolSize=6, symbolBrush=grey, symbolPen=None)]
+        self.legend.addItem(self._style_samples[0], "train (step)")
+        self.legend.addItem(self._style_samples[1], "val (epoch)")
+
+    def setLogMode(self, y: bool) -> None:
+        self.plot_item.setLogMode(y=y)
+
+    def show_curves(self, curves) -> None:
+        """Draw ``curves`` (runs.Curves, or None to clear)."""
+        for (split, name), item in self.curves.items():
+            if curves is None:
+                item.setData([], [])
+            else:
+                xs, ys = curves.arrays(split, name)
+                item.setData(xs, ys, connect="finite")
+
+
+class TrainingPanel(QWidget):
+    """Runs list, progress, loss curves, log and checkpoints of the selected run.
+
+    ``loadCheckpoint(weights, config)`` and ``compareCheckpoints(weights_a, weights_b, config)``
+    ask the window to show checkpoints; ``runStarted(run_dir)`` says a run was started here.
+    """
+
+    loadCheckpoint = Signal(str, str)
+    compareCheckpoints = Signal(str, str, str)
+    runStarted = Signal(str)
+
+    def __init__(self, settings: QSettings | None = None, current_dataset=None, parent=None):
+        super().__init__(parent)
+        self.settings = settings
+        self.current_dataset = current_dataset or (lambda: None)
+        self.model = RunsModel(self)
+        self.record: RunRecord | None = None
+        self.tensorboard = TensorBoardProcess(self)
+        self.tensorboard.ready.connect(self._on_tensorboard_ready)
+        self.tensorboard.stopped.connect(self._on_tensorboard_stopped)
+        self._build()
+        self.model.runStarted.connect(lambda record: self.runStarted.emit(str(record.path)))
+        self.set_runs_root(self.runs_root, remember=False)
+
+    # ---- construction ------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.new_button = self._button("New run…", self.new_run, "Start a training run")
+        self.stop_button = self._button("Stop", self.stop_selected, STOP_TIP)
+        self.resume_button = self._button("Resume", self.resume_selected,
+                                          "Continue the run from its last good checkpoint")
+        self.tb_button = self._button("TensorBoard", self.toggle_tensorboard,
+                                      "Serve this run's tb/ folder with TensorBoard")
+        self.tb_label = QLabel()
+        self.tb_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.tb_label.setOpenExternalLinks(True)
+        self.tb_copy = QToolButton(text="Copy")
+        self.tb_copy.setToolTip("Copy TensorBoard's address")
+        self.tb_copy.clicked.connect(self._copy_tensorboard_url)
+        self.tb_copy.hide()
+        buttons = QHBoxLayout()
+        for widget in (self.new_button, self.stop_button, self.resume_button, self.tb_button):
+            buttons.addWidget(widget)
+        buttons.addWidget(self.tb_label, 1)
+        buttons.addWidget(self.tb_copy)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setChildrenCollapsible(False)
+        self.lists_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.lists_splitter.setChildrenCollapsible(False)
+        self.lists_splitter.addWidget(self._build_runs_list())
+        self.lists_splitter.addWidget(self._build_checkpoints())
+        self.splitter.addWidget(self.lists_splitter)
+        self.splitter.addWidget(self._build_progress_and_plot())
+        self.splitter.addWidget(self._build_log())
+        self.splitter.setStretchFactor(1, 3)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(buttons)
+        layout.addWidget(self.splitter, 1)
+        self._update_buttons()
+
+    def _button(self, text, slot, tip) -> QPushButton:
+        button = QPushButton(text)
+        button.setToolTip(tip)
+        button.clicked.connect(lambda *_: slot())
+        return button
+
+    def _titled(self, title, widget, *extra) -> QWidget:
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        label = QLabel(f"<b>{title}</b>")
+        layout.addWidget(label)
+        layout.addWidget(widget, 1)
+        for item in extra:
+            layout.addLayout(item) if isinstance(item, QHBoxLayout) else layout.addWidget(item)
+        box.title_label = label
+        return box
+
+    def _build_runs_list(self) -> QWidget:
+        self.runs_view = QListView()
+        self.runs_view.setModel(self.model)
+        self.runs_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.runs_view.selectionModel().currentChanged.connect(
+            lambda current, _: self.select_record(self.model.record(current.row())))
+        self.runs_box = self._titled("Runs", self.runs_view)
+        return self.runs_box
+
+    def _build_checkpoints(self) -> QWidget:
+        self.checkpoint_list = QListWidget()
+        self.checkpoint_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.checkpoint_list.itemSelectionChanged.connect(self._update_buttons)
+        self.checkpoint_list.itemDoubleClicked.connect(lambda *_: self.load_selected_checkpoint())
+        self.load_button = self._button("Load checkpoint", self.load_selected_checkpoint,
+                                        "Open the selected checkpoint in the pipeline view")
+        self.compare_button = self._button("Compare…", self.compare_selected_checkpoints,
+                                           "Compare two selected checkpoints side by side "
+                                           "(Ctrl+click to select two)")
+        row = QHBoxLayout()
+        row.addWidget(self.load_button)
+        row.addWidget(self.compare_button)
+        return self._titled("Checkpoints", self.checkpoint_list, row)
+
+    def _build_progress_and_plot(self) -> QWidget:
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setMaximumHeight(18)
+        self.progress_label = QLabel("No run selected. Start one with New run….")
+        self.progress_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.progress_label.setWordWrap(True)  # a narrow (right-hand) dock takes two lines
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: rgb(220, 60, 60);")
+        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_label.hide()
+        self.plot = LossPlot()
+        self.plot.setMinimumSize(240, 160)
+        self.log_y = QCheckBox("log scale")
+        self.log_y.setToolTip("Logarithmic loss axis (losses fall by orders of magnitude)")
+        self.log_y.toggled.connect(lambda on: self.plot.setLogMode(y=on))
+        top = QHBoxLayout()
+        top.addWidget(self.progress_label, 1)
+        top.addWidget(self.log_y)
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(top)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.plot, 1)
+        return box
+
+    def _build_log(self) -> QWidget:
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.log_view.setMaximumBlockCount(5000)
+        self.log_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.log_view.setPlaceholderText("The training process's log (stderr) appears here.")
+        self.log_view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        return self._titled("Log", self.log_view)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        wide = self.width() >= WIDE_RATIO * self.height()
+        orientation = Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical
+        if self.splitter.orientation() != orientation:
+            self.splitter.setOrientation(orientation)
+            # The two lists go across a tall panel's column, down a wide panel's side.
+            self.lists_splitter.setOrientation(
+                Qt.Orientation.Vertical if wide else Qt.Orientation.Horizontal)
+            self._size_parts(wide)
+
+    def _size_parts(self, wide: bool) -> None:
+        if wide:
+            total = max(self.width(), 600)
+            self.splitter.setSizes([int(total * 0.2), int(total * 0.5), int(total * 0.3)])
+        else:
+            total = max(self.height(), 400)
+            self.splitter.setSizes([int(total * 0.22), int(total * 0.53), int(total * 0.25)])
+
+    # ---- runs --------------------------------------------------------------------------------
+
+    @property
+    def runs_root(self) -> str:
+        """The folder whose run directories are listed (QSettings, default ``<cwd>/runs``)."""
+        if not getattr(self, "_runs_root", ""):
+            value = self.settings.value(RUNS_ROOT_KEY, "") if self.settings is not None else ""
+            self._runs_root = str(value or default_runs_root())
+        return self._runs_root
+
+    def set_runs_root(self, path, remember: bool = True) -> None:
+        """List the runs under ``path`` (kept in QSettings when ``remember``)."""
+        self._runs_root = str(path)
+        if remember and self.settings is not None:
+            self.settings.setValue(RUNS_ROOT_KEY, str(path))
+            self.settings.sync()
+        self.model.scan(path)
+        self.runs_box.title_label.setText(f"<b>Runs</b> in {Path(path).name or path}/")
+        self.runs_box.title_label.setToolTip(str(path))
+        if self.record is not None and self.model.row_of(self.record) < 0:
+            self.select_record(None)
+
+    def start(self, request: TrainRequest) -> RunRecord:
+        """Start ``request`` in a child process and show it."""
+        record = self.model.start(request)
+        self.select_record(record)
+        return record
+
+    def new_run(self) -> None:
+        """Ask for a run with the training dialog and start it."""
+        try:
+            from viewer.dialogs.train_dialog import TrainDialog
+        except ImportError as error:
+            QMessageBox.warning(self, "Training dialog unavailable",
+                                f"The training dialog cannot be opened: {error}")
+            return
+        dialog = TrainDialog(self, runs_root=self.runs_root,
+                             current_dataset=self.current_dataset())
+        if dialog.exec():
+            request = dialog.request()
+            self._start_reporting(request, self._later_stages(dialog, request))
+
+    @staticmethod
+    def _later_stages(dialog, request: TrainRequest) -> list[TrainRequest]:
+        """The dialog's stages after the first ("heads, then all") as resume requests."""
+        stages = dialog.stages() if hasattr(dialog, "stages") else []
+        if len(stages) < 2:
+            return []
+        from viewer.training.stages import stage_args
+
+        return [stage_args(request, layers, until) for layers, until in stages[1:]]
+
+    def _start_reporting(self, request: TrainRequest, later_stages=()) -> None:
+        try:
+            self.select_record(self.model.start(request, later_stages))
+        except (RuntimeError, OSError) as error:
+            QMessageBox.critical(self, "Cannot start training", str(error))
+
+    def stop_selected(self) -> None:
+        """Stop gracefully; pressed again while stopping ("Kill"), kill at once."""
+        record = self.record
+        if record is None:
+            return
+        if record.is_live() and record.status == STOPPING:
+            record.process.kill()
+        else:
+            record.stop()
+        self._refresh()
+
+    def resume_selected(self) -> None:
+        if self.record is not None and self.record.can_resume():
+            self._start_reporting(self.record.resume_request())
+
+    def select_record(self, record: RunRecord | None) -> None:
+        """Show ``record`` (reading its metrics on first selection)."""
+        if record is self.record:
+            return
+        if self.record is not None:
+            for signal, slot in self._record_connections():
+                signal.disconnect(slot)
+        self.record = record
+        if record is not None:
+            record.ensure_history()
+            for signal, slot in self._record_connections():
+                signal.connect(slot)
+            row = self.model.row_of(record)
+            if self.runs_view.currentIndex().row() != row:
+                self.runs_view.setCurrentIndex(self.model.index(row))
+        self._show_log()
+        self._fill_checkpoints()
+        self.plot.show_curves(record.curves if record is not None else None)
+        self._refresh()
+
+    def _record_connections(self):
+        record = self.record
+        return ((record.changed, self._refresh), (record.curvesChanged, self._redraw_curves),
+                (record.logAppended, self._append_log),
+                (record.checkpointsChanged, self._fill_checkpoints))
+
+    # ---- drawing -----------------------------------------------------------------------------
+
+    def _redraw_curves(self) -> None:
+        self.plot.show_curves(self.record.curves if self.record is not None else None)
+
+    def _refresh(self) -> None:
+        record = self.record
+        if record is None:
+            self.progress_label.setText("No run selected. Start one with New run….")
+            self.progress_bar.setValue(0)
+            self.error_label.hide()
+            self._update_buttons()
+            return
+        fraction, text = record.progress()
+        status = f"running (pid {record.external_pid})" if record.external_pid else record.status
+        self.progress_label.setText(f"<b>{record.name}</b> [{status}] · {text}")
+        self.progress_label.setToolTip(f"{record.path}\n{record.description}")
+        if fraction is None:
+            self.progress_bar.setRange(0, 0 if record.is_live() else 1000)
+            self.progress_bar.setValue(0)
+        else:
+            self.progress_bar.setRange(0, 1000)
+            self.progress_bar.setValue(int(round(fraction * 1000)))
+        self._show_error(record)
+        self._update_buttons()
+
+    def _show_error(self, record: RunRecord) -> None:
+        failed = record.status in (FAILED, INTERRUPTED) and not record.is_live()
+        if failed or (record.reason and record.status == FAILED):
+            self.error_label.setText(f"{record.status}: {record.reason}")
+            tail = record.process.log_tail(15) if record.process is not None else ""
+            self.error_label.setToolTip(f"Last lines of the log:\n{tail}" if tail else "")
+            self.error_label.show()
+        else:
+            self.error_label.hide()
+
+    def _show_log(self) -> None:
+        record = self.record
+        if record is None:
+            self.log_view.clear()
+            return
+        if record.log:
+            self.log_view.setPlainText("\n".join(record.log))
+        else:
+            note = "(the log of a run started in an earlier session is not kept"
+            self.log_view.setPlainText(f"{note}; run.json says: {record.status or '?'}"
+                                       f"{' — ' + record.reason if record.reason else ''})")
+        self.log_view.verticalScrollBar().setValue(self.log_view.verticalScrollBar().maximum())
+
+    def _append_log(self, line: str) -> None:
+        bar = self.log_view.verticalScrollBar()
+        following = bar.value() >= bar.maximum() - 2  # keep the tail in view unless scrolled up
+        self.log_view.appendPlainText(line)
+        if following:
+            bar.setValue(bar.maximum())
+
+    def _fill_checkpoints(self) -> None:
+        selected = {item.data(Qt.ItemDataRole.UserRole)
+                    for item in self.checkpoint_list.selectedItems()}
+        self.checkpoint_list.clear()
+        entries = self.record.checkpoints() if self.record is not None else []
+        for entry in entries:
+            text = f"epoch {entry['epoch']}"
+            if entry.get("partial"):
+                text += f" · step {entry['step']} (partial)"
+            item = QListWidgetItem(f"{text}   {entry.get('time', '')}".rstrip())
+            item.setData(Qt.ItemDataRole.UserRole, entry["path"])
+            item.setToolTip(entry["path"])
+            self.checkpoint_list.addItem(item)
+            item.setSelected(entry["path"] in selected)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        record = self.record
+        stopping = record is not None and record.status == STOPPING
+        self.stop_button.setEnabled(record is not None and record.is_running()
+                                    and (record.is_live() or not stopping))
+        self.stop_button.setText("Kill" if stopping and record.is_live() else "Stop")
+        self.stop_button.setToolTip("Kill the process now (the epoch in progress is lost)"
+                                    if stopping else STOP_TIP)
+        self.resume_button.setEnabled(record is not None and record.can_resume())
+        self.tb_button.setEnabled(record is not None)
+        serving = record is not None and self.tensorboard.is_running() and \
+            self.tensorboard.logdir == str(record.run_dir.tb_path)
+        self.tb_button.setText("Stop TensorBoard" if serving else "TensorBoard")
+        count = len(self.selected_checkpoints())
+        self.load_button.setEnabled(count == 1)
+        self.compare_button.setEnabled(count == 2)
+
+    # ---- checkpoints -------------------------------------------------------------------------
+
+    def selected_checkpoints(self) -> list[str]:
+        """Weights paths of the selected checkpoints, in list order (oldest first)."""
+        items = self.checkpoint_list.selectedItems() if hasattr(self, "checkpoint_list") else []
+        items = sorted(items, key=self.checkpoint_list.row)
+        return [item.data(Qt.ItemDataRole.UserRole) for item in items]
+
+    def config_path(self) -> str:
+        return str(self.record.run_dir.config_path) if self.record is not None else ""
+
+    def load_selected_checkpoint(self) -> None:
+        paths = self.selected_checkpoints()
+        if len(paths) == 1:
+            self.loadCheckpoint.emit(paths[0], self.config_path())
+
+    def compare_selected_checkpoints(self) -> bool:
+        """Emit compareCheckpoints for the two selected checkpoints; False unless two are."""
+        paths = self.selected_checkpoints()
+        if len(paths) != 2:
+            return False
+        self.compareCheckpoints.emit(paths[0], paths[1], self.config_path())
+        return True
+
+    # ---- TensorBoard -------------------------------------------------------------------------
+
+    def toggle_tensorboard(self) -> None:
+        """Serve the selected run's tb/ (or stop serving it)."""
+        if self.record is None:
+            return
+        logdir = str(self.record.run_dir.tb_path)
+        if self.tensorboard.is_running() and self.tensorboard.logdir == logdir:
+            self.tensorboard.stop()
+            return
+        try:
+            url = self.tensorboard.start(logdir)
+        except RuntimeError as error:
+            self.tb_label.setText(str(error).replace("\n", " ").replace("    ", ""))
+            self.tb_label.setToolTip(str(error))
+            self.tb_label.setWordWrap(True)
+            self.tb_copy.hide()
+            return
+        self.tb_label.setText(f'<a href="{url}">{url}</a> (starting…)')
+        self.tb_label.setToolTip(f"TensorBoard on {logdir}")
+        self.tb_copy.show()
+        self._update_buttons()
+
+    def _on_tensorboard_ready(self, url: str) -> None:
+        self.tb_label.setText(f'TensorBoard: <a href="{url}">{url}</a>')
+
+    def _on_tensorboard_stopped(self, reason: str) -> None:
+        self.tb_label.setText(reason.splitlines()[0] if reason else "")
+        self.tb_label.setToolTip(reason)
+        self.tb_copy.hide()
+        self._update_buttons()
+
+    def _copy_tensorboard_url(self) -> None:
+        if self.tensorboard.url:
+            QGuiApplication.clipboard().setText(self.tensorboard.url)
+
+    # ---- closing -----------------------------------------------------------------------------
+
+    def confirm_close(self, parent=None) -> bool:
+        """Before the window closes: ask to stop running runs (False: keep the window open);
+        on Yes stop them, waiting up to ~30 s before killing. Stops TensorBoard."""
+        running = self.model.running()
+        if running:
+            names = ", ".join(record.name for record in running)
+            answer = QMessageBox.question(
+                parent or self, "Stop training?",
+                f"Training is still running ({names}).\n\nStop it and close? The current step "
+                "finishes and a checkpoint is written, so Resume can continue later.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+            self.stop_all_and_wait(parent)
+        self.shutdown()
+        return True
+
+    def stop_all_and_wait(self, parent=None) -> None:
+        """Stop every live run gracefully, showing a progress dialog; kill what outlives the
+        grace period (or everything, when the dialog's Kill now is pressed)."""
+        running = self.model.running()
+        if not running:
+            return
+        dialog = QProgressDialog("Stopping training: finishing the step and writing a "
+                                 "checkpoint…", "Kill now", 0, 0, parent or self)
+        dialog.setWindowTitle("Stopping training")
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(0)
+        dialog.show()
+        for record in running:
+            record.stop(CLOSE_GRACE_MS, CLOSE_KILL_MS)
+        loop = QEventLoop()
+        poll = QTimer()
+        poll.timeout.connect(lambda: loop.quit() if dialog.wasCanceled() or
+                             not self.model.running() else None)
+        poll.start(100)
+        deadline = QTimer()
+        deadline.setSingleShot(True)
+        deadline.timeout.connect(loop.quit)
+        deadline.start(CLOSE_GRACE_MS + CLOSE_KILL_MS + 2000)
+        loop.exec()
+        poll.stop()
+        deadline.stop()
+        for record in self.model.running():  # Kill now, or the escalation did not end it
+            record.process.kill()
+            record.process.wait(3000)
+        QApplication.processEvents()  # deliver the exits
+        dialog.close()
+
+    def shutdown(self) -> None:
+        """Stop TensorBoard; kill any run still alive (no orphan outlives the window)."""
+        self.tensorboard.stop()
+        for record in self.model.running():
+            record.process.kill()
+            record.process.wait(3000)
