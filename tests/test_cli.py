@@ -203,3 +203,35 @@ def test_python_dash_m_help():
     assert out.returncode == 0
     for command in ("detect", "trace", "inspect-weights", "train", "evaluate"):
         assert command in out.stdout
+
+
+def test_default_class_names_are_cocos_for_81_classes():
+    names = cli.default_class_names(81)
+    assert len(names) == 81 and names[0] == "BG"
+    assert names[1] == "person" and names[80] == "toothbrush" and names[16] == "cat"
+    assert cli.default_class_names(4) == ["BG", "class 1", "class 2", "class 3"]
+
+
+def test_resources_coco_names_match_the_package_list():
+    from pathlib import Path
+
+    from mrcnn.data.coco_names import COCO_CLASS_NAMES
+
+    path = Path(__file__).resolve().parent.parent / "resources" / "coco_class_names.txt"
+    assert path.read_text().splitlines() == COCO_CLASS_NAMES
+    assert cli.read_class_names(path, 81) == COCO_CLASS_NAMES
+
+
+def test_81_class_weights_infer_matterports_coco_config(tmp_path, capsys):
+    import h5py
+
+    path = tmp_path / "coco_like.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [b"mrcnn_class_logits", b"res2a_branch2c"]
+        for layer, shape in (("mrcnn_class_logits", (1024, 81)), ("res2a_branch2c", (1, 1, 64, 256))):
+            group = f.create_group(layer)
+            group.attrs["weight_names"] = [f"{layer}/kernel:0".encode()]
+            group.create_dataset(f"{layer}/kernel:0", data=np.zeros(shape, np.float32))
+    config = cli.load_config(None, path, "detect")
+    assert config.NAME == "coco" and config.NUM_CLASSES == 81
+    assert config.BACKBONE == "resnet50" and config.DETECTION_MIN_CONFIDENCE == 0.7

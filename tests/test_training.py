@@ -103,3 +103,85 @@ def test_one_step_changes_only_trainable_weights(model):
             assert not changed, f"frozen weight {v.path} changed"
     assert any(not np.array_equal(before[p], v.numpy())
                for v in model.keras_model.weights for p in [v.path] if p in trainable)
+
+
+def test_head_batchnorm_follows_train_head_bn_not_train_bn(model):
+    set_trainable(model.keras_model, "all", train_bn=True, head_train_bn=False)
+    for layer in _weighted_layers(model.keras_model):
+        if _is_bn(layer):
+            assert layer.trainable == (not layer.name.startswith("mrcnn_")), layer.name
+    # None (the default) means "same as train_bn": matterport's behaviour.
+    set_trainable(model.keras_model, "all", train_bn=True, head_train_bn=None)
+    assert all(layer.trainable for layer in _weighted_layers(model.keras_model))
+
+
+def test_config_head_train_bn_defaults_to_train_bn():
+    from tiny_config import TinyConfig
+
+    config = TinyConfig()
+    config.TRAIN_BN, config.TRAIN_HEAD_BN = True, None
+    assert config.head_train_bn is True
+    config.TRAIN_HEAD_BN = False
+    assert config.head_train_bn is False
+    config.TRAIN_BN, config.TRAIN_HEAD_BN = False, None
+    assert config.head_train_bn is False
+
+
+def test_make_optimizer_sgd_or_adam_with_clipping():
+    import keras
+
+    from mrcnn.config import Config, ConfigError
+    from mrcnn.training import make_optimizer
+
+    config = Config()
+    sgd = make_optimizer(config, 0.02)
+    assert isinstance(sgd, keras.optimizers.SGD)
+    assert sgd.momentum == pytest.approx(0.9) and sgd.global_clipnorm == 5.0
+    config.OPTIMIZER, config.LEARNING_MOMENTUM = "adam", 0.8
+    adam = make_optimizer(config, 0.001)
+    assert isinstance(adam, keras.optimizers.Adam)
+    assert adam.beta_1 == pytest.approx(0.8) and adam.global_clipnorm == 5.0
+    assert float(adam.learning_rate.numpy()) == pytest.approx(0.001)
+    config.OPTIMIZER = "rmsprop"
+    with pytest.raises(ConfigError, match="OPTIMIZER"):
+        config.validate()
+
+
+class _BnTrainer:
+    """The two attributes recompute_batchnorm_statistics uses, around a one-BN graph."""
+
+    def __init__(self, train_bn):
+        import keras
+
+        from mrcnn.backbone import BatchNorm
+
+        inputs = keras.Input((3,))
+        self.bn = BatchNorm(train_bn=train_bn, name="bn_probe")
+        self.graph = keras.Model(inputs, self.bn(inputs))
+
+    def _graph_inputs(self, batch):
+        return batch
+
+
+def test_precise_bn_sets_moving_stats_to_the_average_of_batch_stats():
+    from mrcnn.training import recompute_batchnorm_statistics
+
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(loc, scale, size=(6, 3)).astype(np.float32)
+               for loc, scale in ((5.0, 2.0), (-1.0, 0.5), (3.0, 4.0), (0.0, 1.0))]
+    trainer = _BnTrainer(train_bn=True)
+    assert recompute_batchnorm_statistics(trainer, batches) == 4
+    mean, variance = (np.asarray(v) for v in (trainer.bn.moving_mean, trainer.bn.moving_variance))
+    # Keras BN uses the biased batch variance.
+    np.testing.assert_allclose(mean, np.mean([b.mean(0) for b in batches], axis=0), rtol=1e-5)
+    np.testing.assert_allclose(variance, np.mean([b.var(0) for b in batches], axis=0), rtol=1e-5)
+    assert trainer.bn.momentum == pytest.approx(0.99)  # restored
+
+
+def test_precise_bn_leaves_frozen_batchnorm_alone():
+    from mrcnn.training import recompute_batchnorm_statistics
+
+    trainer = _BnTrainer(train_bn=False)
+    batch = np.full((4, 3), 7.0, np.float32)
+    assert recompute_batchnorm_statistics(trainer, [batch]) == 0
+    np.testing.assert_array_equal(np.asarray(trainer.bn.moving_mean), np.zeros(3))

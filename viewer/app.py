@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=0, help="shapes generator seed (default 0)")
     data.add_argument("--dataset-image", type=int, default=0, metavar="ROW",
                       help="dataset image to open first (default 0)")
+    script = parser.add_argument_group("scripting")
+    script.add_argument("--save-detections", metavar="JSON",
+                        help="write the detections as JSON when the first trace is ready")
+    script.add_argument("--quit-after-trace", action="store_true",
+                        help="quit when the first trace is ready (exit 0), or at the first error "
+                             "(printed to stderr, exit 1): smoke tests and scripts")
     parser.add_argument("--stage", choices=STAGE_KEYS, help=argparse.SUPPRESS)
     parser.add_argument("--panel", help=argparse.SUPPRESS)  # dock to raise, for screenshots
     return parser
@@ -82,6 +88,10 @@ def main(argv=None) -> int:
     app.setOrganizationName("mrcnn")
     app.setApplicationName("mrcnn-viewer")
     window = MainWindow()
+    window.exit_on_error = args.quit_after_trace
+    if args.save_detections or args.quit_after_trace:
+        window.session.traceChanged.connect(
+            lambda trace: _first_trace_ready(app, window, trace, args))
     window.show()
     window.pending_stage = args.stage
     if args.panel in window.docks:
@@ -111,6 +121,24 @@ def main(argv=None) -> int:
     status = app.exec()
     _dispose(app, window)
     return status
+
+
+def _first_trace_ready(app, window, trace, args) -> None:
+    """--save-detections / --quit-after-trace: act once, on the first real trace."""
+    if trace is None or getattr(window, "_first_trace_done", False):
+        return
+    window._first_trace_done = True
+    if args.save_detections:
+        from viewer.export import export_detections_json
+
+        try:
+            export_detections_json(trace, args.save_detections)
+        except (OSError, ValueError) as e:
+            print(f"mrcnn-viewer: {e}", file=sys.stderr)
+            app.exit(1)
+            return
+    if args.quit_after_trace:
+        app.exit(0)
 
 
 def _dispose(app, window) -> None:

@@ -61,6 +61,8 @@ class MainWindow(ExportActions, TrainingActions, QMainWindow):
     """mrcnn-viewer's window. ``worker_factory(image_path, spec, model, class_names)`` -> worker
     can be replaced (tests trace without TensorFlow)."""
 
+    exit_on_error = False  # set by --quit-after-trace
+
     def __init__(self, session: Session | None = None, settings=None, worker_factory=None):
         super().__init__()
         self.session = session if session is not None else Session(self)
@@ -256,6 +258,10 @@ class MainWindow(ExportActions, TrainingActions, QMainWindow):
 
     def show_error(self, title: str, message: str) -> None:
         self.set_status(f"{title}: {message.splitlines()[0] if message else ''}")
+        if self.exit_on_error:  # mrcnn-viewer --quit-after-trace: no one is there to click OK
+            print(f"mrcnn-viewer: {title}: {message}", file=sys.stderr)
+            QApplication.instance().exit(1)
+            return
         QMessageBox.critical(self, title, message)
 
     # ---- opening -------------------------------------------------------------------------

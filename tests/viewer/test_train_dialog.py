@@ -450,3 +450,16 @@ def test_prefill_from_the_viewers_shapes_dataset(make_dialog):
     assert (dialog.min_dim.value(), dialog.max_dim.value()) == (256, 256)  # defaults follow
     args = build_parser().parse_args(dialog.request().args)
     assert (args.shapes_size, args.shapes_train, args.seed) == (200, 500, 0)
+
+
+def test_train_bn_adds_precise_bn_and_sets_the_config(make_dialog, tmp_path):
+    dialog = make_dialog()
+    dialog.run_dir.setText(str(tmp_path / "runs" / "bn"))
+    dialog.train_bn.setChecked(False)
+    args = build_parser().parse_args(dialog.request().args)
+    assert args.precise_bn == 0
+    dialog.run_dir.setText(str(tmp_path / "runs" / "bn2"))
+    dialog.train_bn.setChecked(True)
+    args = build_parser().parse_args(dialog.request().args)
+    assert args.precise_bn == 20
+    assert json.loads(Path(args.config).read_text())["TRAIN_BN"] is True

@@ -43,6 +43,9 @@ SHAPES_CLASS_COUNT = 4  # BG, square, circle, triangle
 REQUESTED_CONFIG = "requested_config.json"
 
 
+PRECISE_BN_BATCHES = 20  # --precise-bn when TRAIN_BN is checked
+
+
 class TrainDialog(TrainDialogSections, QDialog):
     """Choose what to train; ``exec()``, then ``request()`` and ``stages()``."""
 
@@ -438,6 +441,10 @@ class TrainDialog(TrainDialogSections, QDialog):
             args += ["--augment", self.augmentation_text()]
         if self.mixed_precision.isChecked():
             args.append("--mixed-precision")
+        if self.train_bn.isChecked():
+            # BN trained from small batches: refresh its moving statistics before each
+            # checkpoint, or inference (which uses them) lags training badly.
+            args += ["--precise-bn", str(PRECISE_BN_BATCHES)]
         args += ["--seed", str(self.seed.value()), "--run-dir", run_dir]
         device = self.device()
         data = "shapes" if self.kind() == "shapes" else Path(self.train_json.text()).name

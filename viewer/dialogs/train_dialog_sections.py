@@ -113,7 +113,10 @@ class TrainDialogSections:
         self.validation_steps = QSpinBox(minimum=0, maximum=10_000_000)
         self.validation_steps.setToolTip("VALIDATION_STEPS at the end of each epoch (0: none)")
         self.train_bn = QCheckBox("Train BatchNorm layers (TRAIN_BN)")
-        self.train_bn.setToolTip("Off by default: small batches make BN statistics unreliable")
+        self.train_bn.setToolTip(
+            "Off by default: small batches make BN statistics unreliable. Needed when training "
+            "from scratch (no init weights); each checkpoint then gets BN statistics averaged "
+            f"over {20} batches (--precise-bn).")
         box = QGroupBox("Model config")
         form = QFormLayout(box)
         form.addRow("Base", self.base_combo)

@@ -1,0 +1,65 @@
+"""A newcomer's first command: the installed ``mrcnn-viewer`` with no arguments opens the demo
+model on the first sample image, and its detections match that image's ground truth."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mrcnn.boxes import compute_overlaps
+
+ROOT = Path(__file__).resolve().parents[2]
+ENTRY_POINT = Path(sys.executable).with_name("mrcnn-viewer")
+
+
+def _first_sample_ground_truth():
+    from viewer.app import demo_dataset_spec
+    from viewer.datasets import load_dataset
+
+    dataset = load_dataset(demo_dataset_spec())
+    gt = dataset.ground_truth(0)
+    return dataset.class_names, gt
+
+
+def test_demo_resources_are_shipped():
+    from viewer.app import demo_dataset_spec
+    from viewer.workers import demo_model_spec
+
+    spec = demo_model_spec()
+    assert spec is not None, "resources/demo/ must hold the demo model"
+    assert os.path.getsize(spec.weights) <= 25 * 2**20
+    assert Path(spec.config).is_file() and Path(spec.class_names).is_file()
+    assert demo_dataset_spec() is not None
+    photos = sorted((ROOT / "resources" / "samples" / "photos").glob("*.jpg"))
+    assert len(photos) >= 3
+
+
+@pytest.mark.slow
+def test_no_argument_launch_traces_the_demo_and_matches_ground_truth(tmp_path):
+    assert ENTRY_POINT.is_file(), f"{ENTRY_POINT}: install the package (pip install -e .)"
+    out = tmp_path / "detections.json"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "cfg"),
+               HOME=str(tmp_path), TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([str(ENTRY_POINT), "--save-detections", str(out), "--quit-after-trace"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    detections = json.loads(out.read_text())
+
+    names, gt = _first_sample_ground_truth()
+    gt_boxes, gt_ids = np.asarray(gt["boxes"], float), np.asarray(gt["class_ids"])
+    assert len(gt_ids) >= 1
+    boxes = np.array([d["box"] for d in detections], float).reshape(-1, 4)
+    classes = [d["class_name"] for d in detections]
+    assert len(detections) == len(gt_ids), (classes, [names[i] for i in gt_ids])
+    iou = compute_overlaps(boxes, gt_boxes)
+    # One-to-one: each GT instance has a detection of its class with IoU >= 0.5.
+    used = set()
+    for g, class_id in enumerate(gt_ids):
+        candidates = [d for d in np.argsort(-iou[:, g]) if d not in used
+                      and classes[d] == names[class_id] and iou[d, g] >= 0.5]
+        assert candidates, f"GT {g} ({names[class_id]}) has no detection at IoU >= 0.5: {iou[:, g]}"
+        used.add(candidates[0])
