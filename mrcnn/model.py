@@ -42,35 +42,18 @@ def build_inference_graph(config: Config):
     """The inference keras.Model: (image, image_meta, anchors) -> dict of INFERENCE_OUTPUTS."""
     import keras
 
-    from mrcnn.backbone import build_backbone
-    from mrcnn.fpn import build_fpn
+    from mrcnn.graph_front import build_graph_front
     from mrcnn.heads import build_fpn_mask_graph, fpn_classifier_graph
     from mrcnn.layers.detection import DetectionLayer
-    from mrcnn.layers.proposal import ProposalLayer
-    from mrcnn.rpn import apply_rpn, build_rpn_model
 
     image_shape = _graph_image_shape(config)
     input_image = keras.Input(shape=image_shape, name="input_image")
     input_image_meta = keras.Input(shape=(config.IMAGE_META_SIZE,), name="input_image_meta")
     input_anchors = keras.Input(shape=(None, 4), name="input_anchors")
 
-    c2, c3, c4, c5 = build_backbone(input_image, config)
-    p2, p3, p4, p5, p6 = build_fpn(c2, c3, c4, c5, config.TOP_DOWN_PYRAMID_SIZE)
-    rpn_feature_maps = [p2, p3, p4, p5, p6]
-    mrcnn_feature_maps = [p2, p3, p4, p5]
-
-    rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS),
-                          config.TOP_DOWN_PYRAMID_SIZE, channels=config.RPN_CONV_CHANNELS)
-    _, rpn_class, rpn_bbox = apply_rpn(rpn, rpn_feature_maps)
-
-    proposals = ProposalLayer(
-        proposal_count=config.POST_NMS_ROIS_INFERENCE,
-        nms_threshold=config.RPN_NMS_THRESHOLD,
-        pre_nms_limit=config.PRE_NMS_LIMIT,
-        rpn_bbox_std_dev=np.asarray(config.RPN_BBOX_STD_DEV).tolist(),
-        name="ROI",
-    )([rpn_class, rpn_bbox, input_anchors])
-    rpn_rois, pre_nms_boxes, pre_nms_anchor_indices, post_nms_indices, pre_nms_scores = proposals
+    front = build_graph_front(input_image, input_anchors, config, config.POST_NMS_ROIS_INFERENCE)
+    mrcnn_feature_maps, rpn_class, rpn_bbox = front.feature_maps, front.rpn_class, front.rpn_bbox
+    rpn_rois, pre_nms_boxes, pre_nms_anchor_indices, post_nms_indices, pre_nms_scores = front.proposals
 
     _, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
         rpn_rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,

@@ -20,15 +20,12 @@ import tensorflow as tf
 
 from mrcnn import losses as L
 from mrcnn.anchors import get_anchors
-from mrcnn.backbone import build_backbone
 from mrcnn.boxes import norm_boxes_tf
 from mrcnn.config import Config
-from mrcnn.fpn import build_fpn
+from mrcnn.graph_front import build_graph_front
 from mrcnn.heads import build_fpn_mask_graph, fpn_classifier_graph
 from mrcnn.imaging import parse_image_meta_tf
 from mrcnn.layers.detection_targets import DetectionTargetLayer
-from mrcnn.layers.proposal import ProposalLayer
-from mrcnn.rpn import apply_rpn, build_rpn_model
 
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
               "mrcnn_mask_loss")
@@ -86,19 +83,9 @@ def build_training_graph(config: Config) -> keras.Model:
               for name, (shape, dtype) in graph_input_specs(config).items()}
     image = inputs["input_image"]
 
-    c2, c3, c4, c5 = build_backbone(image, config)
-    p2, p3, p4, p5, p6 = build_fpn(c2, c3, c4, c5, config.TOP_DOWN_PYRAMID_SIZE)
-    rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS),
-                          config.TOP_DOWN_PYRAMID_SIZE, channels=config.RPN_CONV_CHANNELS)
-    rpn_class_logits, rpn_class, rpn_bbox = apply_rpn(rpn, [p2, p3, p4, p5, p6])
-
-    rpn_rois = ProposalLayer(
-        proposal_count=config.POST_NMS_ROIS_TRAINING,
-        nms_threshold=config.RPN_NMS_THRESHOLD,
-        pre_nms_limit=config.PRE_NMS_LIMIT,
-        rpn_bbox_std_dev=np.asarray(config.RPN_BBOX_STD_DEV).tolist(),
-        name="ROI",
-    )([rpn_class, rpn_bbox, inputs["input_anchors"]])[0]
+    front = build_graph_front(image, inputs["input_anchors"], config,
+                              config.POST_NMS_ROIS_TRAINING)
+    rpn_class_logits, rpn_bbox, rpn_rois = front.rpn_class_logits, front.rpn_bbox, front.proposals[0]
 
     gt_boxes = NormalizeBoxes(name="normalize_gt_boxes")(inputs["input_gt_boxes"], image)
     if config.TRAIN_ROIS_INCLUDE_GT:
@@ -113,7 +100,7 @@ def build_training_graph(config: Config) -> keras.Model:
         name="proposal_targets",
     )([rpn_rois, inputs["input_gt_class_ids"], gt_boxes, inputs["input_gt_masks"]])
 
-    feature_maps = [p2, p3, p4, p5]
+    feature_maps = front.feature_maps
     mrcnn_class_logits, _, mrcnn_bbox = fpn_classifier_graph(
         rois, feature_maps, inputs["input_image_meta"], config.POOL_SIZE, config.NUM_CLASSES,
         train_bn=config.head_train_bn, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE)
