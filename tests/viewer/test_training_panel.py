@@ -6,6 +6,7 @@ on a tiny config (each pays TensorFlow's start-up, ~30-60 s on a shared CPU).
 """
 
 import json
+from pathlib import Path
 import os
 import subprocess
 import sys
@@ -383,9 +384,39 @@ def real_request(tmp_path, name, *args) -> TrainRequest:
                         {"TF_CPP_MIN_LOG_LEVEL": "2"}, f"{name} · tiny")
 
 
+def dialog_request(qtbot, settings, tmp_path, name):
+    """The request the training dialog makes for a tiny shapes run (base config: TINY_CONFIG),
+    filled in the way a user would fill it."""
+    from viewer.dialogs.train_dialog import TrainDialog
+    from viewer.training.devices import Device
+
+    base = tmp_path / "tiny_base.json"
+    base.write_text(json.dumps(TINY_CONFIG))
+    dialog = TrainDialog(None, runs_root=str(tmp_path / "runs"), settings=settings,
+                         devices=[Device("CPU", {"CUDA_VISIBLE_DEVICES": "-1"}, ())],
+                         demo_spec=None)
+    qtbot.addWidget(dialog)
+    dialog.kind_combo.setCurrentIndex(dialog.kind_combo.findData("shapes"))
+    dialog.shapes_train.setValue(4)
+    dialog.shapes_val.setValue(2)
+    dialog.shapes_size.setValue(128)
+    dialog.base_file.setText(str(base))
+    dialog.base_combo.setCurrentIndex(dialog.base_combo.findData("file"))
+    dialog.images_per_gpu.setValue(1)
+    dialog.steps_per_epoch.setValue(2)
+    dialog.validation_steps.setValue(1)
+    dialog.stage_epochs[0].setValue(2)
+    for check in dialog.stage_checks[1:]:
+        check.setChecked(False)
+    dialog.run_dir.setText(str(tmp_path / "runs" / name))
+    assert dialog.validate() == []
+    return dialog.request()
+
+
 @pytest.mark.slow
-def test_real_run_progress_curves_stop_and_resume_request(qtbot, panel, tmp_path):
-    record = panel.start(real_request(tmp_path, "real"))
+def test_real_run_progress_curves_stop_and_resume_request(qtbot, panel, settings, tmp_path):
+    # Started as a user does: the training dialog's request, run by the panel.
+    record = panel.start(dialog_request(qtbot, settings, tmp_path, "real"))
     events = []
     record.process.event.connect(events.append)
     qtbot.waitUntil(lambda: any(e["event"] == "epoch" for e in events),
@@ -415,7 +446,8 @@ def test_real_run_progress_curves_stop_and_resume_request(qtbot, panel, tmp_path
     from mrcnn.train import parse_args
 
     resumed = parse_args(record.resume_request().args)
-    assert resumed.resume and resumed.epochs == 2 and resumed.steps_per_epoch == 2
+    assert resumed.resume and resumed.epochs == 2
+    assert json.loads(Path(resumed.config).read_text())["STEPS_PER_EPOCH"] == 2
     assert resumed.dataset == "shapes" and os.path.samefile(resumed.run_dir, record.path)
 
 
