@@ -76,13 +76,34 @@ def _nothing_named(args) -> bool:
     return not (args.image or args.weights or args.trace or args.coco or args.shapes)
 
 
+def startup_plan(args):
+    """(model spec or None, DatasetSpec or None, (title, message) of a problem or None): what
+    the window opens first. Nothing named on the command line means the demo model on the
+    sample images, when resources/ has them."""
+    from viewer.workers import ModelSpec, demo_model_spec
+
+    data = dataset_spec(args)
+    demo = args.demo or (_nothing_named(args) and demo_model_spec() is not None)
+    if _nothing_named(args) and demo:
+        data = data or demo_dataset_spec()
+    if demo:
+        spec = demo_model_spec()
+        if spec is None:
+            return None, data, ("No demo model", "resources/demo/ is not installed.\n\nWhat to "
+                                                 "do: open a weights file with File > Open model.")
+        return spec, data, None
+    if args.weights:
+        return ModelSpec(weights=args.weights, config=args.config or "",
+                         class_names=args.class_names or ""), data, None
+    return None, data, None
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from PySide6.QtWidgets import QApplication
 
     from viewer.main_window import MainWindow
-    from viewer.workers import ModelSpec, demo_model_spec
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("mrcnn")
@@ -98,20 +119,9 @@ def main(argv=None) -> int:
         window.docks[args.panel].raise_()
     if args.trace:
         window.open_trace(args.trace)
-    spec = None
-    data = dataset_spec(args)
-    if _nothing_named(args) and demo_model_spec() is not None:
-        # A newcomer's first launch: the demo model on its own sample images, with their GT.
-        args.demo = True
-        data = data or demo_dataset_spec()
-    if args.demo:
-        spec = demo_model_spec()
-        if spec is None:
-            window.show_error("No demo model", "resources/demo/ is not installed.\n\nWhat to do: "
-                                               "open a weights file with File > Open model.")
-    elif args.weights:
-        spec = ModelSpec(weights=args.weights, config=args.config or "",
-                         class_names=args.class_names or "")
+    spec, data, problem = startup_plan(args)
+    if problem:
+        window.show_error(*problem)
     if data is not None:
         window.open_dataset(data, row=args.dataset_image, model=spec)
     elif args.image:
