@@ -163,26 +163,34 @@ def iter_file_weights(handle):
             yield layer, _short_name(weight_name), group[weight_name]
 
 
-def weight_stats_from_file(path, bins: int = HISTOGRAM_BINS) -> list[WeightStat]:
-    """WeightStats of every weight in a Keras-2 HDF5 weights file (matterport layout), h5py only.
+def iter_weights_in_file(path):
+    """``iter_file_weights`` of the file at ``path``, opened here and closed when done.
 
-    The layer of a weight is the first part of its stored name (``rpn_conv_shared/kernel:0``
-    inside ``rpn_model`` -> ``rpn_conv_shared``). Raises FileNotFoundError / ValueError naming
-    the file when it is missing or not such a file.
+    Raises FileNotFoundError / ValueError (NotKeras2WeightsError) naming the file when it is
+    missing, not HDF5, or not in the Keras-2 (matterport) layout.
     """
     import h5py
 
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"weights file not found: {path}")
+        raise FileNotFoundError(f"weights file not found: {path or '(none)'}")
     if not h5py.is_hdf5(path):
         raise ValueError(f"{path}: not an HDF5 weights file")
     with h5py.File(path, "r") as handle:
         try:
-            return [compute_stat(layer, name, np.asarray(dataset), bins)
-                    for layer, name, dataset in iter_file_weights(handle)]
+            yield from iter_file_weights(handle)
         except NotKeras2WeightsError as e:
             raise NotKeras2WeightsError(f"{path}: {e}") from None
+
+
+def weight_stats_from_file(path, bins: int = HISTOGRAM_BINS) -> list[WeightStat]:
+    """WeightStats of every weight in a Keras-2 HDF5 weights file (matterport layout), h5py only.
+
+    The layer of a weight is the first part of its stored name (``rpn_conv_shared/kernel:0``
+    inside ``rpn_model`` -> ``rpn_conv_shared``). Errors as ``iter_weights_in_file``.
+    """
+    return [compute_stat(layer, name, np.asarray(dataset), bins)
+            for layer, name, dataset in iter_weights_in_file(path)]
 
 
 def stats_to_dicts(stats) -> list[dict]:

@@ -25,3 +25,9 @@ class TinyConfig(Config):
     DETECTION_MIN_CONFIDENCE = 0.0
     MAX_GT_INSTANCES = 20
     MINI_MASK_SHAPE = (28, 28)
+
+
+def tiny_config_values() -> dict:
+    """TinyConfig's own fields as the JSON object a user would pass with ``--config``."""
+    return {name: list(value) if isinstance(value, tuple) else value
+            for name, value in vars(TinyConfig).items() if name.isupper()}

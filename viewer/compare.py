@@ -20,7 +20,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QColor, QFont, QImage, QKeySequence
 from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QFileDialog,
-                               QHeaderView, QLabel, QMainWindow, QProgressBar, QPushButton,
+                               QHeaderView, QLabel, QMainWindow,
                                QSplitter, QTableWidget, QTableWidgetItem, QToolBar, QVBoxLayout,
                                QWidget)
 
@@ -30,6 +30,7 @@ from viewer.compare_data import (COUNTLESS_STAGES, IOU_THRESHOLD, ONLY_A, ONLY_B
 from viewer.compare_export import PNG_SCALE, render_side_by_side, save_side_by_side
 from viewer.compare_side import DEFAULT_STAGE, ERROR_HINT_STYLE, CompareSide
 from viewer.stages import STAGE_KEYS, VIEW_STAGES
+from viewer.status_bar import build_busy_status_bar
 from viewer.workers import JobRunner, ModelSpec, TraceWorker
 
 # Re-exported: callers and tests import these from viewer.compare.
@@ -201,19 +202,8 @@ class CompareWindow(QMainWindow):
         return box
 
     def _build_status_bar(self):
-        bar = self.statusBar()
-        self.status_label = QLabel()
-        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.busy_bar = QProgressBar()
-        self.busy_bar.setRange(0, 0)  # indeterminate: the steps have no known length
-        self.busy_bar.setMaximumWidth(140)
-        self.busy_bar.setMaximumHeight(16)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop tracing; what is already traced stays")
-        self.cancel_button.clicked.connect(self.cancel)
-        bar.addWidget(self.status_label, 1)
-        bar.addPermanentWidget(self.busy_bar)
-        bar.addPermanentWidget(self.cancel_button)
+        self.status_label, self.busy_bar, self.cancel_button = build_busy_status_bar(
+            self, self.cancel, "Stop tracing; what is already traced stays")
 
     def _action(self, toolbar, text, slot, shortcuts=(), tip=""):
         action = QAction(text, self)

@@ -14,9 +14,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
-                               QMessageBox, QProgressBar, QPushButton, QTabBar,
-                               QTabWidget)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWindow, QMessageBox,
+                               QTabBar, QTabWidget)
 
 from viewer.dialogs.open_dataset import OpenDatasetDialog
 from viewer.dialogs.open_model import OpenModelDialog
@@ -28,6 +27,7 @@ from viewer.panels.stage_list import StageListPanel
 from viewer.recent import TRACE_SUFFIXES, RecentFiles, sibling_image
 from viewer.session import Session
 from viewer.stages import STAGE_KEYS
+from viewer.status_bar import build_busy_status_bar
 from viewer.training.window_actions import TrainingActions
 from viewer.window_export import TRACE_FILTER, ExportActions, optional_class
 from viewer.workers import DatasetWorker, JobRunner, ModelSpec, TraceWorker, describe_error
@@ -159,19 +159,8 @@ class MainWindow(ExportActions, TrainingActions, QMainWindow):
                          [280, max(200, self.height() - 380)], Qt.Orientation.Vertical)
 
     def _build_status_bar(self):
-        bar = self.statusBar()
-        self.status_label = QLabel()
-        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.busy_bar = QProgressBar()
-        self.busy_bar.setRange(0, 0)  # indeterminate: the steps have no known length
-        self.busy_bar.setMaximumWidth(140)
-        self.busy_bar.setMaximumHeight(16)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop loading / tracing (Ctrl+.); its results are dropped")
-        self.cancel_button.clicked.connect(self.cancel_job)
-        bar.addWidget(self.status_label, 1)
-        bar.addPermanentWidget(self.busy_bar)
-        bar.addPermanentWidget(self.cancel_button)
+        self.status_label, self.busy_bar, self.cancel_button = build_busy_status_bar(
+            self, self.cancel_job, "Stop loading / tracing (Ctrl+.); its results are dropped")
         self._set_busy(False)
 
     def _action(self, menu, text, slot, shortcuts=(), tip=""):

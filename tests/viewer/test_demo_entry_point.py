@@ -63,3 +63,36 @@ def test_no_argument_launch_traces_the_demo_and_matches_ground_truth(tmp_path):
                       and classes[d] == names[class_id] and iou[d, g] >= 0.5]
         assert candidates, f"GT {g} ({names[class_id]}) has no detection at IoU >= 0.5: {iou[:, g]}"
         used.add(candidates[0])
+
+
+def _plan(*argv):
+    from viewer.app import build_parser, startup_plan
+
+    return startup_plan(build_parser().parse_args(list(argv)))
+
+
+def test_no_arguments_plan_the_demo_model_on_the_sample_images():
+    spec, data, problem = _plan()
+    assert problem is None and spec.demo and spec.weights.endswith(".h5")
+    assert data.kind == "coco" and data.annotations.endswith("samples/shapes/annotations.json")
+
+
+def test_named_inputs_never_fall_back_to_the_demo(tmp_path):
+    spec, data, problem = _plan(str(tmp_path / "photo.png"))
+    assert spec is None and data is None and problem is None
+    spec, data, _ = _plan("--weights", "w.h5", "--config", "c.json")
+    assert not spec.demo and spec.weights == "w.h5" and spec.config == "c.json" and data is None
+    spec, data, _ = _plan("--shapes", "5")
+    assert spec is None and data.kind == "shapes" and data.count == 5
+    # --demo with an image of one's own: the demo model, no sample dataset.
+    spec, data, _ = _plan("--demo", str(tmp_path / "photo.png"))
+    assert spec.demo and data is None
+
+
+def test_missing_demo_is_reported_not_crashed(monkeypatch):
+    import viewer.workers
+
+    monkeypatch.setattr(viewer.workers, "demo_model_spec", lambda *a, **k: None)
+    spec, data, problem = _plan("--demo")
+    assert spec is None and problem[0] == "No demo model"
+    assert _plan() == (None, None, None)  # nothing named, nothing installed: an empty window

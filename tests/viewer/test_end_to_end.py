@@ -12,20 +12,13 @@ import pytest
 from viewer.datasets import DatasetSpec
 from viewer.stages import STAGE_KEYS
 from viewer.workers import ModelSpec
+from tiny_config import tiny_config_values
 
 pytestmark = pytest.mark.slow  # ~30-40 s on 2 cores: TF import, two model builds, two traces
 
 TRACE_TIMEOUT_MS = 240_000
-# tests/conftest.py's TinyConfig (that conftest is shadowed by this folder's on sys.path).
-TINY_CONFIG = {
-    "NAME": "tiny", "BACKBONE": "resnet18", "NUM_CLASSES": 4, "IMAGES_PER_GPU": 1,
-    "IMAGE_MIN_DIM": 128, "IMAGE_MAX_DIM": 128, "RPN_ANCHOR_SCALES": [8, 16, 32, 64, 128],
-    "PRE_NMS_LIMIT": 500, "POST_NMS_ROIS_INFERENCE": 100, "POST_NMS_ROIS_TRAINING": 200,
-    "TRAIN_ROIS_PER_IMAGE": 32, "RPN_TRAIN_ANCHORS_PER_IMAGE": 64,
-    "FPN_CLASSIF_FC_LAYERS_SIZE": 64, "TOP_DOWN_PYRAMID_SIZE": 32,
-    "DETECTION_MAX_INSTANCES": 20, "DETECTION_MIN_CONFIDENCE": 0.0, "MAX_GT_INSTANCES": 20,
-    "MINI_MASK_SHAPE": [28, 28],
-}
+# tests/tiny_config.py's TinyConfig, as the JSON a user would pass with --config.
+TINY_CONFIG = tiny_config_values()
 
 
 @pytest.fixture(scope="module")

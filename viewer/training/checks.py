@@ -76,22 +76,11 @@ def weights_class_count(path) -> int | None:
     None when the file has no such kernel (a backbone-only file). ValueError names the file when
     it is not HDF5 or not in matterport's layout; FileNotFoundError when it is missing.
     """
-    import h5py
+    from mrcnn.stats import iter_weights_in_file
 
-    from mrcnn.stats import NotKeras2WeightsError, iter_file_weights
-
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"file not found: {path or '(none)'}")
-    if not h5py.is_hdf5(path):
-        raise ValueError(f"{path} is not an HDF5 weights file")
-    with h5py.File(path, "r") as handle:
-        try:
-            for layer, name, dataset in iter_file_weights(handle):
-                if layer == "mrcnn_class_logits" and name == "kernel":
-                    return int(dataset.shape[-1])
-        except NotKeras2WeightsError as e:
-            raise ValueError(f"{path}: {e}") from None
+    for layer, name, dataset in iter_weights_in_file(path):
+        if layer == "mrcnn_class_logits" and name == "kernel":
+            return int(dataset.shape[-1])
     return None
 
 

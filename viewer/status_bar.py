@@ -1,0 +1,25 @@
+"""The status bar the main window and the comparison window share: a message, an indeterminate
+busy bar and a Cancel button for the job in flight."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton
+
+
+def build_busy_status_bar(window, cancel, cancel_tip: str):
+    """Fill ``window``'s status bar; returns (message label, busy bar, cancel button)."""
+    bar = window.statusBar()
+    label = QLabel()
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    busy = QProgressBar()
+    busy.setRange(0, 0)  # indeterminate: the steps have no known length
+    busy.setMaximumWidth(140)
+    busy.setMaximumHeight(16)
+    button = QPushButton("Cancel")
+    button.setToolTip(cancel_tip)
+    button.clicked.connect(cancel)
+    bar.addWidget(label, 1)
+    bar.addPermanentWidget(busy)
+    bar.addPermanentWidget(button)
+    return label, busy, button
