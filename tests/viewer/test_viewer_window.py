@@ -301,3 +301,22 @@ def test_empty_window_shows_hints_not_blank_panels(window):
         panel = window.panels.get(title)
         if panel is not None:
             assert panel.stack.currentWidget() is panel.hint, title
+
+
+def test_trace_without_detections_steps_through_every_stage(window, tmp_path, qtbot, dialogs):
+    """An untrained model finds nothing: every panel must still draw (masks [H, W, 0])."""
+    from fake_trace import make_fake_trace
+
+    trace = make_fake_trace()
+    count = len(trace["detections"]["scores"])
+    for key in ("detections", "masks/raw"):  # every per-detection array, down to no rows
+        trace.stages[key] = {name: np.asarray(a)[:0] if np.ndim(a) and len(a) == count else a
+                             for name, a in trace.stages[key].items()}
+    trace.stages["masks"] = {"masks": np.asarray(trace["masks"]["masks"])[..., :0]}
+    path = trace.save(tmp_path / "empty.npz")
+    assert window.open_trace(str(path))
+    assert window.session.trace["masks"]["masks"].shape[-1] == 0
+    for stage in available_stages(window.session.trace):
+        window.session.set_stage(stage.key)
+        qtbot.wait(1)
+    assert window.detections_table.model.rowCount() == 0 and dialogs == []

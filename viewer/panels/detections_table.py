@@ -29,7 +29,9 @@ class DetectionsModel(QAbstractTableModel):
         if trace is not None and "masks" in trace and "detections" in trace:
             # [H, W, N] -> (N,): once per trace, not per repaint.
             masks = np.asarray(trace["masks"]["masks"])
-            self._areas = masks.reshape(-1, masks.shape[-1]).sum(axis=0)
+            # Explicit pixel count: reshape(-1, 0) cannot infer -1 when there are no detections.
+            pixels = int(np.prod(masks.shape[:-1])) if masks.ndim == 3 else 0
+            self._areas = masks.reshape(pixels, masks.shape[-1]).sum(axis=0)
         self.set_threshold(threshold)
 
     def set_threshold(self, threshold: float) -> None:
