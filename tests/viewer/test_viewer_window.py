@@ -320,3 +320,4 @@ def test_trace_without_detections_steps_through_every_stage(window, tmp_path, qt
         window.session.set_stage(stage.key)
         qtbot.wait(1)
     assert window.detections_table.model.rowCount() == 0 and dialogs == []
+    assert "found nothing" in window.detections_table.hint.text()
