@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-SAMPLES_SEED = 424_242
+SAMPLES_SEED = 424_252  # the first image has 3 shapes: a livelier first view than 1
 SIZE = 128  # the demo model's input side
 
 
