@@ -30,7 +30,7 @@ from viewer.compare_data import (COUNTLESS_STAGES, IOU_THRESHOLD, ONLY_A, ONLY_B
 from viewer.compare_export import PNG_SCALE, render_side_by_side, save_side_by_side
 from viewer.compare_side import DEFAULT_STAGE, ERROR_HINT_STYLE, CompareSide
 from viewer.stages import STAGE_KEYS, VIEW_STAGES
-from viewer.status_bar import build_busy_status_bar
+from viewer.status_bar import build_busy_status_bar, screen_fitted_size
 from viewer.workers import JobRunner, ModelSpec, TraceWorker
 
 # Re-exported: callers and tests import these from viewer.compare.
@@ -123,13 +123,7 @@ class CompareWindow(QMainWindow):
     # ---- construction --------------------------------------------------------------------
 
     def _default_size(self):
-        width, height = DEFAULT_SIZE
-        screen = self.screen() or QApplication.primaryScreen()
-        if screen is not None:
-            free = screen.availableGeometry()
-            width = min(width, int(free.width() * 0.94))
-            height = min(height, int(free.height() * 0.94))
-        return width, height
+        return screen_fitted_size(self, DEFAULT_SIZE)
 
     def _build(self):
         toolbar = QToolBar("Compare")

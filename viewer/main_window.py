@@ -27,7 +27,7 @@ from viewer.panels.stage_list import StageListPanel
 from viewer.recent import TRACE_SUFFIXES, RecentFiles, sibling_image
 from viewer.session import Session
 from viewer.stages import STAGE_KEYS
-from viewer.status_bar import build_busy_status_bar
+from viewer.status_bar import build_busy_status_bar, screen_fitted_size
 from viewer.training.window_actions import TrainingActions
 from viewer.window_export import TRACE_FILTER, ExportActions, optional_class
 from viewer.workers import DatasetWorker, JobRunner, ModelSpec, TraceWorker, describe_error
@@ -132,14 +132,7 @@ class MainWindow(ExportActions, TrainingActions, QMainWindow):
             dock.widget().setMinimumSize(160, 120)
 
     def _default_size(self):
-        """DEFAULT_SIZE, shrunk to 94% of the screen's free area (1280x800 laptops)."""
-        width, height = DEFAULT_SIZE
-        screen = self.screen() or QApplication.primaryScreen()
-        if screen is not None:
-            free = screen.availableGeometry()
-            width = min(width, int(free.width() * 0.94))
-            height = min(height, int(free.height() * 0.94))
-        return width, height
+        return screen_fitted_size(self, DEFAULT_SIZE)
 
     def showEvent(self, event):
         super().showEvent(event)

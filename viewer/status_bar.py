@@ -1,10 +1,21 @@
-"""The status bar the main window and the comparison window share: a message, an indeterminate
-busy bar and a Cancel button for the job in flight."""
+"""What the main window and the comparison window share: a status bar (a message, an
+indeterminate busy bar and a Cancel button for the job in flight) and a screen-fitted size."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton
+from PySide6.QtWidgets import QApplication, QLabel, QProgressBar, QPushButton
+
+
+def screen_fitted_size(window, size) -> tuple[int, int]:
+    """``size`` (width, height), shrunk to 94% of the screen's free area (1280x800 laptops)."""
+    width, height = size
+    screen = window.screen() or QApplication.primaryScreen()
+    if screen is not None:
+        free = screen.availableGeometry()
+        width = min(width, int(free.width() * 0.94))
+        height = min(height, int(free.height() * 0.94))
+    return width, height
 
 
 def build_busy_status_bar(window, cancel, cancel_tip: str):
