@@ -1,6 +1,6 @@
 """Train the demo model on Shapes from scratch with ``mrcnn train``, then measure mAP@0.5.
 
-    python bench/train_shapes.py [--stages 12:0.001,18:0.001,21:0.0001] [--steps-per-epoch 250]
+    python bench/train_shapes.py [--stages 12:0.001,18:0.001,24:0.0001] [--steps-per-epoch 250]
                                  [--run-dir DIR] [--install]   # --install: into resources/demo/
 
 This is the documented recipe of the built-in demo model: the project's own commands, on the
@@ -40,7 +40,7 @@ TARGET_MAP50 = 0.90
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stages", default="12:0.001,18:0.001,21:0.0001",
+    parser.add_argument("--stages", default="12:0.001,18:0.001,24:0.0001",
                         help="comma-separated UNTIL_EPOCH:LEARNING_RATE stages")
     parser.add_argument("--steps-per-epoch", type=int, default=250)
     parser.add_argument("--train-images", type=int, default=2000)
