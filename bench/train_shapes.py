@@ -82,7 +82,7 @@ def main(argv=None) -> None:
 
     last = RunDir(run_dir).last_checkpoint()
     out = run_dir / "evaluation.json"
-    run(["mrcnn.cli", "evaluate", "--weights", last["path"], "--config",
+    run(["mrcnn.evaluate_cli", "--weights", last["path"], "--config",
          str(run_dir / "config.json"), "--dataset", "shapes", "--shapes-count",
          str(args.eval_images), "--out", str(out)], "evaluation")
     result = json.loads(out.read_text())
@@ -92,6 +92,7 @@ def main(argv=None) -> None:
         "bench": "train_shapes", "mAP50": round(result["mAP50"], 4),
         "coco_segm_AP50": result.get("coco", {}).get("segm", {}).get("AP50"),
         "eval_images": result["images"], "train_s": round(train_s, 1),
+        "wall_s": round(time.perf_counter() - start, 1),
         "steps": stages[-1][0] * args.steps_per_epoch, "checkpoint": last["path"],
         "target_mAP50": TARGET_MAP50, "installed": bool(args.install),
     }), flush=True)

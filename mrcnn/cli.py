@@ -361,3 +361,7 @@ def main(argv=None) -> int:
     except CliError as e:
         print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
         return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
