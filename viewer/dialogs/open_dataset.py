@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QPushButton, QSpinBox, QTabWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QLabel,
+                               QLineEdit, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
+from viewer.dialogs.browse_row import browse_row
 from viewer.datasets import SHAPES_DEFAULT_COUNT, SHAPES_DEFAULT_SIZE, DatasetSpec
 
 COCO_TAB, SHAPES_TAB = 0, 1
@@ -70,14 +70,7 @@ class OpenDatasetDialog(QDialog):
         return page
 
     def _with_browse(self, edit: QLineEdit, folder: bool) -> QWidget:
-        button = QPushButton("Browse…")
-        button.clicked.connect(lambda: self._browse(edit, folder))
-        row = QWidget()
-        box = QHBoxLayout(row)
-        box.setContentsMargins(0, 0, 0, 0)
-        box.addWidget(edit, 1)
-        box.addWidget(button)
-        return row
+        return browse_row(edit, lambda: self._browse(edit, folder))
 
     def _browse(self, edit, folder):
         start = edit.text() or os.getcwd()

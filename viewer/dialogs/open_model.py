@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 from PySide6.QtWidgets import (QButtonGroup, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QRadioButton,
-                               QVBoxLayout, QWidget)
+                               QLabel, QLineEdit, QRadioButton, QVBoxLayout, QWidget)
 
+from viewer.dialogs.browse_row import browse_row
 from viewer.workers import ModelSpec, demo_model_spec
 
 
@@ -68,14 +68,7 @@ class OpenModelDialog(QDialog):
         self._update()
 
     def _with_browse(self, edit: QLineEdit, pattern: str) -> QWidget:
-        button = QPushButton("Browse…")
-        button.clicked.connect(lambda: self._browse(edit, pattern))
-        row = QWidget()
-        box = QHBoxLayout(row)
-        box.setContentsMargins(0, 0, 0, 0)
-        box.addWidget(edit, 1)
-        box.addWidget(button)
-        return row
+        return browse_row(edit, lambda: self._browse(edit, pattern))
 
     def _browse(self, edit, pattern):
         path, _ = QFileDialog.getOpenFileName(self, "Choose file", edit.text() or os.getcwd(),

@@ -13,10 +13,10 @@ import os
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QRadioButton, QSpinBox, QStackedWidget,
-                               QWidget)
+                               QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+                               QRadioButton, QSpinBox, QStackedWidget, QWidget)
 
+from viewer.dialogs.browse_row import browse_row
 from viewer.training.checks import newest_checkpoint, set_widget_value, widget_value
 from viewer.training.devices import environment_note
 
@@ -318,13 +318,6 @@ def _double_spin(low, high, value, step) -> QDoubleSpinBox:
 
 def _with_browse(dialog, edit: QLineEdit, kind: str) -> QWidget:
     """``edit`` with a Browse… button; ``kind`` is "folder", "json" or "h5"."""
-    button = QPushButton("Browse…")
-    row = QWidget()
-    box = QHBoxLayout(row)
-    box.setContentsMargins(0, 0, 0, 0)
-    box.addWidget(edit, 1)
-    box.addWidget(button)
-
     def browse():
         start = edit.text() or os.getcwd()
         if kind == "folder":
@@ -337,5 +330,4 @@ def _with_browse(dialog, edit: QLineEdit, kind: str) -> QWidget:
             edit.setText(path)
             edit.editingFinished.emit()
 
-    button.clicked.connect(browse)
-    return row
+    return browse_row(edit, browse)
