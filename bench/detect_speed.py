@@ -1,14 +1,16 @@
 """Seconds per image of MaskRCNN.detect at 1024x1024 vs torchvision's maskrcnn_resnet50_fpn.
 
-    python bench/detect_speed.py [--repeats 5] [--backbones resnet50 resnet101]
-                                 [--torch-python PATH]   # a Python with torch + torchvision
+    python bench/detect_speed.py [--repeats 5] [--backbones resnet50 resnet101] [--stages]
+                                 [--detections 100] [--torch-python PATH]  # torch + torchvision
 
 Both models have random weights, 81 classes, 1000 proposals and 100 detections per image (score
-threshold 0 for both), so they do the same work. torchvision runs in a child process (its own
+threshold 0 for both), so they do the same work. With --detections K both return K detections
+(torchvision: box_detections_per_img=K; ours: DETECTION_MAX_INSTANCES stays 100 and the
+confidence threshold is set so that K are real), as a trained model does on a real image. torchvision runs in a child process (its own
 OpenMP runtime stays out of TensorFlow's); it is measured in the same run, on the same machine,
 with the same thread count. Prints medians after one warm-up and the ratio ours / torchvision.
-With --stages, also prints where our time goes (backbone+FPN, RPN, proposals, heads, masks), from
-prefix sub-models of the same graph.
+With --stages, also prints where our time goes (mold, backbone, FPN, RPN head, proposals, heads,
+mask head, unmold), from prefix sub-models of the same graph.
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 TORCH_SCRIPT = textwrap.dedent("""
     import json, statistics, sys, time
     import torch, torchvision
-    repeats, size = int(sys.argv[1]), int(sys.argv[2])
+    repeats, size, detections = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     torch.manual_seed(0)
     model = torchvision.models.detection.maskrcnn_resnet50_fpn(
         weights=None, weights_backbone=None, num_classes=81, min_size=size, max_size=size,
-        box_score_thresh=0.0, box_detections_per_img=100, rpn_post_nms_top_n_test=1000)
+        box_score_thresh=0.0, box_detections_per_img=detections, rpn_post_nms_top_n_test=1000)
     model.eval()
     image = torch.rand(3, size, size)
     times = []
@@ -47,7 +49,7 @@ TORCH_SCRIPT = textwrap.dedent("""
 """)
 
 
-def bench_config(backbone: str, size: int):
+def bench_config(backbone: str, size: int, min_confidence: float = 0.0):
     from mrcnn.config import Config
 
     class BenchConfig(Config):
@@ -57,16 +59,18 @@ def bench_config(backbone: str, size: int):
         IMAGES_PER_GPU = 1
         IMAGE_MIN_DIM = size
         IMAGE_MAX_DIM = size
-        DETECTION_MIN_CONFIDENCE = 0.0
+        DETECTION_MIN_CONFIDENCE = min_confidence
 
     return BenchConfig()
 
 
-def time_ours(backbone: str, size: int, repeats: int, stages: bool) -> dict:
+def time_ours(backbone: str, size: int, repeats: int, stages: bool, detections: int = 100) -> dict:
     from mrcnn.model import MaskRCNN
 
     model = MaskRCNN("inference", bench_config(backbone, size))
     image = np.random.default_rng(0).integers(0, 256, (size, size, 3)).astype(np.uint8)
+    if detections < model.config.DETECTION_MAX_INSTANCES:
+        model = _model_finding(model, image, detections)
     model.detect([image])  # warm-up: traces and compiles the graph once
     times = []
     for _ in range(repeats):
@@ -80,43 +84,79 @@ def time_ours(backbone: str, size: int, repeats: int, stages: bool) -> dict:
     return out
 
 
+def _model_finding(model, image, count: int):
+    """The same weights with DETECTION_MIN_CONFIDENCE at the count-th best final score, so that
+    exactly ``count`` of the DETECTION_MAX_INSTANCES rows are real detections: what a trained
+    model with a confidence threshold returns (torchvision gets box_detections_per_img=count).
+    Greedy NMS keeps the same top boxes when only lower-scored candidates are removed."""
+    from mrcnn.model import MaskRCNN
+
+    scores = model.detect([image])[0]["scores"]
+    threshold = float(np.sort(scores)[::-1][count - 1])
+    fewer = MaskRCNN("inference", bench_config(model.config.BACKBONE, model.config.IMAGE_MAX_DIM,
+                                               min_confidence=threshold))
+    fewer.keras_model.set_weights(model.keras_model.get_weights())
+    return fewer
+
+
 def stage_breakdown(model, image, repeats: int) -> dict:
-    """Median seconds of each stage, from prefix sub-models (each includes the stages before it)."""
+    """Median seconds of each stage of detect(), from prefix sub-models of the same graph.
+
+    Each prefix's outputs include every earlier prefix's, so grappler cannot prune a stage that
+    a later one needs (an fpn_p6-only prefix would skip the P2-P4 convolutions); the difference
+    of consecutive medians is the stage's own time. "mold" and "unmold" are detect()'s host-side
+    work before and after the graph.
+    """
     import keras
     import tensorflow as tf
 
+    from mrcnn import imaging
+    from mrcnn.backbone import backbone_layer_names
+
     graph = model.keras_model
-    prefixes = {
-        "backbone+fpn": [graph.get_layer("fpn_p6").output],
-        "+rpn": [graph.get_layer("rpn_class").output, graph.get_layer("rpn_bbox").output],
-        "+proposals": [graph.get_layer("ROI").output[0]],
-        "+classifier": [graph.get_layer("mrcnn_class").output, graph.get_layer("mrcnn_bbox").output],
-        "+detections": [graph.get_layer("mrcnn_detection").output[0]],
-        "+masks (full graph)": list(graph.outputs),
+    layer_outputs = lambda *names: [graph.get_layer(n).output for n in names]  # noqa: E731
+    stage_outputs = {
+        "backbone (C2-C5)": layer_outputs(*backbone_layer_names(model.config).values()),
+        "fpn (P2-P6)": layer_outputs("fpn_p2", "fpn_p3", "fpn_p4", "fpn_p5", "fpn_p6"),
+        "rpn head": layer_outputs("rpn_class", "rpn_bbox"),
+        "proposals (NMS)": [graph.get_layer("ROI").output[0]],
+        "classifier head": layer_outputs("mrcnn_class", "mrcnn_bbox"),
+        "detections (NMS)": [graph.get_layer("mrcnn_detection").output[0]],
+        "mask head": list(graph.outputs),
     }
-    molded, metas, _, anchors = model.mold([image])
+    images = [imaging.to_model_channels(image, model.config.IMAGE_CHANNEL_COUNT, "image")]
+    per_stage = {"mold": _median_time(lambda: model.mold(images), repeats)}
+    molded, metas, windows, anchors = model.mold(images)
     args = [tf.constant(molded, tf.float32), tf.constant(metas, tf.float32), tf.constant(anchors, tf.float32)]
-    cumulative = {}
-    for name, outputs in prefixes.items():
+    outputs, previous = [], 0.0
+    for name, stage in stage_outputs.items():
+        outputs = outputs + stage
         sub = keras.Model(graph.inputs, outputs)
         fn = tf.function(lambda a, b, c, sub=sub: sub([a, b, c], training=False))
-        fn(*args)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            [t.numpy() for t in tf.nest.flatten(fn(*args))]
-            times.append(time.perf_counter() - start)
-        cumulative[name] = statistics.median(times)
-    per_stage, previous = {}, 0.0
-    for name, value in cumulative.items():
-        per_stage[name.lstrip("+")] = max(value - previous, 0.0)
-        previous = value
+        run = lambda fn=fn: [t.numpy() for t in tf.nest.flatten(fn(*args))]  # noqa: E731
+        run()
+        cumulative = _median_time(run, repeats)
+        per_stage[name] = max(cumulative - previous, 0.0)
+        previous = cumulative
+    out = model.predict_molded(molded, metas, anchors)
+    per_stage["unmold (paste masks)"] = _median_time(lambda: imaging.unmold_detections(
+        out["detections"][0], out["mrcnn_mask"][0], image.shape, molded[0].shape, windows[0]),
+        repeats)
     return per_stage
 
 
-def time_torchvision(python: str, size: int, repeats: int) -> dict | None:
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def time_torchvision(python: str, size: int, repeats: int, detections: int) -> dict | None:
     try:
-        proc = subprocess.run([python, "-c", TORCH_SCRIPT, str(repeats), str(size)],
+        proc = subprocess.run([python, "-c", TORCH_SCRIPT, str(repeats), str(size), str(detections)],
                               capture_output=True, text=True, timeout=1800)
     except (OSError, subprocess.TimeoutExpired) as e:
         print(f"torchvision peer not run: {e}", file=sys.stderr)
@@ -134,18 +174,21 @@ def main(argv=None) -> int:
     parser.add_argument("--backbones", nargs="+", default=["resnet50", "resnet101"])
     parser.add_argument("--torch-python", default=os.environ.get("MRCNN_BENCH_TORCH_PYTHON", sys.executable))
     parser.add_argument("--stages", action="store_true", help="also print per-stage time of our graph")
+    parser.add_argument("--detections", type=int, default=100,
+                        help="real detections per image (default 100 = DETECTION_MAX_INSTANCES); "
+                             "fewer is what a trained model with a confidence threshold returns")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
 
     print(f"machine: {os.cpu_count()} cores; TF {tf.__version__}; image {args.size}x{args.size}; "
           f"median of {args.repeats} after 1 warm-up")
-    peer = time_torchvision(args.torch_python, args.size, args.repeats)
+    peer = time_torchvision(args.torch_python, args.size, args.repeats, args.detections)
     if peer:
         print(f"torchvision maskrcnn_resnet50_fpn {peer['torchvision']}: {peer['median_s']:.3f} s/image "
               f"({peer['detections']} detections, {peer['threads']} threads)")
     for backbone in args.backbones:
-        ours = time_ours(backbone, args.size, args.repeats, args.stages)
+        ours = time_ours(backbone, args.size, args.repeats, args.stages, args.detections)
         line = f"mrcnn {backbone}: {ours['median_s']:.3f} s/image ({ours['detections']} detections)"
         if peer:
             line += f"  ratio vs torchvision R50 = {ours['median_s'] / peer['median_s']:.2f}x"

@@ -27,7 +27,8 @@ INFERENCE_OUTPUTS = (
     "detection_roi_indices",  # (B, D) int32 row of rpn_rois each detection came from, -1 pads
     "mrcnn_class",            # (B, R, C) class probabilities per proposal
     "mrcnn_bbox",             # (B, R, C, 4) class-specific deltas (divided by BBOX_STD_DEV)
-    "mrcnn_mask",             # (B, D, 28, 28, C) mask probabilities per detection and class
+    "mrcnn_mask",             # (B, D, 28, 28, C) mask probabilities per detection and class;
+                              # zero for padding rows (the mask head skips them)
     "rpn_rois",               # (B, R, 4) normalized proposals after NMS, zero rows pad
     "rpn_class",              # (B, A, 2) background / foreground probabilities per anchor
     "rpn_bbox",               # (B, A, 4) anchor deltas (divided by RPN_BBOX_STD_DEV)
@@ -45,6 +46,7 @@ def build_inference_graph(config: Config):
     from mrcnn.graph_front import build_graph_front
     from mrcnn.heads import build_fpn_mask_graph, fpn_classifier_graph
     from mrcnn.layers.detection import DetectionLayer
+    from mrcnn.layers.detection_rows import PadDetections, TrimDetections
 
     image_shape = _graph_image_shape(config)
     input_image = keras.Input(shape=image_shape, name="input_image")
@@ -67,13 +69,14 @@ def build_inference_graph(config: Config):
         name="mrcnn_detection",
     )([rpn_rois, mrcnn_class, mrcnn_bbox, input_image_meta])
 
-    # The mask head runs on the final detections only (as matterport), not on all proposals.
-    detection_boxes = keras.layers.Lambda(lambda d: d[..., :4], name="detection_boxes",
-                                          output_shape=(config.DETECTION_MAX_INSTANCES, 4))(detections)
-    mrcnn_mask = build_fpn_mask_graph(detection_boxes, mrcnn_feature_maps, input_image_meta,
+    # The mask head runs on the final detections only (as matterport), and only on the real
+    # ones: padding rows are trimmed before it and restored (as zeros) after it.
+    detection_boxes = TrimDetections(name="detection_boxes", dtype="float32")(detections)
+    real_masks = build_fpn_mask_graph(detection_boxes, mrcnn_feature_maps, input_image_meta,
                                       config.MASK_POOL_SIZE, config.NUM_CLASSES,
                                       train_bn=config.head_train_bn,
                                       channels=config.MASK_HEAD_CHANNELS)
+    mrcnn_mask = PadDetections(name="mrcnn_mask_padded")([real_masks, detections])
 
     values = (detections, detection_roi_indices, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois,
               rpn_class, rpn_bbox, pre_nms_boxes, pre_nms_anchor_indices, pre_nms_scores,

@@ -59,7 +59,7 @@ class _StageGraphs:
         mrcnn_class = graph.get_layer("mrcnn_class").output
         mrcnn_bbox = graph.get_layer("mrcnn_bbox").output
         detections, detection_roi_indices = graph.get_layer("mrcnn_detection").output
-        mrcnn_mask = graph.get_layer("mrcnn_mask").output
+        mrcnn_mask = graph.get_layer("mrcnn_mask_padded").output
         p2_p5 = self.levels[:4]
         self.rpn = self._compile(keras.Model(self.levels, [rpn_class, rpn_bbox]))
         self.proposals = self._compile(

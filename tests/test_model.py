@@ -168,3 +168,52 @@ def test_unmolded_boxes_are_the_graph_boxes_in_original_pixels(model):
     expected = denorm_boxes((dets[:, :4] - shift) / extent, image.shape[:2])
     keep = (expected[:, 2] > expected[:, 0]) & (expected[:, 3] > expected[:, 1])
     np.testing.assert_array_equal(result["rois"], expected[keep])
+
+
+def test_mask_head_skips_padding_rows_and_gives_the_masks_of_running_on_every_row(model):
+    """Masks of real detections equal the mask head run on all D rows (matterport's way);
+    padding rows are zero."""
+    import keras
+
+    graph = model.keras_model
+    rng = np.random.default_rng(7)
+    molded, metas, _, anchors = model.mold([_random_image(rng, 128, 128)])
+    out = model.predict_molded(molded, metas, anchors)
+    detections = out["detections"]
+    rows = model.config.DETECTION_MAX_INSTANCES
+    assert (detections[0, :, 4] > 0).sum() == rows  # random weights, confidence 0: all real
+
+    levels = [graph.get_layer(f"fpn_p{i}").output for i in range(2, 6)]
+    features = [np.asarray(f) for f in keras.Model(graph.inputs[0], levels)(molded, training=False)]
+    every_row_head = keras.Model([graph.get_layer("detection_boxes").output, *levels, graph.inputs[1]],
+                                 graph.get_layer("mrcnn_mask").output)
+    trimmed_head = keras.Model([graph.get_layer("mrcnn_detection").output[0], *levels, graph.inputs[1]],
+                               graph.get_layer("mrcnn_mask_padded").output)
+    every_row = np.asarray(every_row_head([detections[..., :4], *features, metas], training=False))
+    np.testing.assert_allclose(out["mrcnn_mask"], every_row, atol=1e-6)
+
+    for count in (0, 1, 5):
+        fewer = detections.copy()
+        fewer[:, count:] = 0  # what DetectionLayer returns for an image with `count` detections
+        masks = np.asarray(trimmed_head([fewer, *features, metas], training=False))
+        assert masks.shape == (1, rows, 28, 28, model.config.NUM_CLASSES)
+        np.testing.assert_allclose(masks[0, :count], every_row[0, :count], atol=1e-6)
+        assert not masks[0, count:].any()
+
+
+def test_an_image_without_detections_gives_empty_results_and_zero_masks():
+    from tiny_config import TinyConfig
+
+    model = MaskRCNN("inference", TinyConfig())
+    # A classifier that calls every ROI background.
+    logits = model.keras_model.get_layer("mrcnn_class_logits")
+    kernel, bias = logits.get_weights()
+    logits.set_weights([np.zeros_like(kernel), np.array([50.0, 0, 0, 0], np.float32)])
+    image = _random_image(np.random.default_rng(8), 96, 128)
+    (result,) = model.detect([image])
+    _check_result(result, 96, 128, model.config)
+    assert len(result["class_ids"]) == 0 and result["masks"].shape == (96, 128, 0)
+    molded, metas, _, anchors = model.mold([image])
+    out = model.predict_molded(molded, metas, anchors)
+    assert not out["detections"].any() and not out["mrcnn_mask"].any()
+    assert out["mrcnn_mask"].shape == (1, model.config.DETECTION_MAX_INSTANCES, 28, 28, 4)

@@ -17,7 +17,8 @@ def _shapes_match(actual, expected):
 
 
 def check_layer(layer, inputs, expected_shapes):
-    """Call ``layer`` on numpy ``inputs`` and check it; returns its outputs as numpy arrays.
+    """Call ``layer`` on numpy ``inputs`` (one array, or a list) and check it; returns its
+    outputs as numpy arrays.
 
     Checks: every output's shape equals ``expected_shapes`` (a list, one shape per output) and
     ``compute_output_shape`` (None there matches any size); a symbolic call gives the same
@@ -27,7 +28,10 @@ def check_layer(layer, inputs, expected_shapes):
     outputs = [np.asarray(o) for o in _as_list(layer(inputs))]
     assert len(outputs) == len(expected_shapes), (
         f"{layer.name}: {len(outputs)} outputs, expected {len(expected_shapes)}")
-    declared = _as_list(layer.compute_output_shape([np.shape(x) for x in inputs]))
+    single_input = not isinstance(inputs, (list, tuple))
+    input_list = [inputs] if single_input else list(inputs)
+    input_shapes = [np.shape(x) for x in input_list]
+    declared = _as_list(layer.compute_output_shape(input_shapes[0] if single_input else input_shapes))
     if len(expected_shapes) == 1 and not isinstance(declared[0], (tuple, list)):
         declared = [tuple(declared)]
     for index, (output, expected, shape) in enumerate(zip(outputs, expected_shapes, declared)):
@@ -36,7 +40,8 @@ def check_layer(layer, inputs, expected_shapes):
         assert _shapes_match(output.shape, tuple(shape)), (
             f"{layer.name} output {index}: shape {output.shape}, compute_output_shape {shape}")
 
-    symbolic = _as_list(layer([keras.KerasTensor(np.shape(x), dtype=_dtype(x)) for x in inputs]))
+    symbolic_inputs = [keras.KerasTensor(np.shape(x), dtype=_dtype(x)) for x in input_list]
+    symbolic = _as_list(layer(symbolic_inputs[0] if single_input else symbolic_inputs))
     for index, (tensor, output) in enumerate(zip(symbolic, outputs)):
         assert _shapes_match(output.shape, tuple(tensor.shape)), (
             f"{layer.name} output {index}: symbolic shape {tensor.shape} vs {output.shape}")
