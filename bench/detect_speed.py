@@ -6,9 +6,11 @@
 Both models have random weights, 81 classes, 1000 proposals and 100 detections per image (score
 threshold 0 for both), so they do the same work. With --detections K both return K detections
 (torchvision: box_detections_per_img=K; ours: DETECTION_MAX_INSTANCES stays 100 and the
-confidence threshold is set so that K are real), as a trained model does on a real image. torchvision runs in a child process (its own
-OpenMP runtime stays out of TensorFlow's); it is measured in the same run, on the same machine,
-with the same thread count. Prints medians after one warm-up and the ratio ours / torchvision.
+confidence threshold is set so that K are real), as a trained model does on a real image.
+torchvision runs in a child process (its own OpenMP runtime stays out of TensorFlow's) with the
+same thread count. Each repeat times one image of each model in turn, so both see the same
+machine (a shared VM's speed drifts by 20% over minutes). Prints medians after one warm-up, the
+ratio ours / torchvision and the median of the per-repeat ratios.
 With --stages, also prints where our time goes (mold, backbone, FPN, RPN head, proposals, heads,
 mask head, unmold), from prefix sub-models of the same graph.
 """
@@ -28,25 +30,57 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# The peer stays up between timings and runs one image per line it reads, so that its timings
+# and ours alternate: a machine whose speed drifts (a shared VM) then slows both alike.
 TORCH_SCRIPT = textwrap.dedent("""
-    import json, statistics, sys, time
+    import json, sys, time
     import torch, torchvision
-    repeats, size, detections = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    size, detections = int(sys.argv[1]), int(sys.argv[2])
     torch.manual_seed(0)
     model = torchvision.models.detection.maskrcnn_resnet50_fpn(
         weights=None, weights_backbone=None, num_classes=81, min_size=size, max_size=size,
         box_score_thresh=0.0, box_detections_per_img=detections, rpn_post_nms_top_n_test=1000)
     model.eval()
     image = torch.rand(3, size, size)
-    times = []
     with torch.no_grad():
-        model([image])
-        for _ in range(repeats):
-            start = time.perf_counter(); out = model([image]); times.append(time.perf_counter() - start)
-    print(json.dumps({"median_s": statistics.median(times), "times": times,
-                      "detections": int(out[0]["boxes"].shape[0]), "threads": torch.get_num_threads(),
-                      "torch": torch.__version__, "torchvision": torchvision.__version__}))
+        out = model([image])
+        print(json.dumps({"detections": int(out[0]["boxes"].shape[0]), "threads": torch.get_num_threads(),
+                          "torch": torch.__version__, "torchvision": torchvision.__version__}), flush=True)
+        for _ in sys.stdin:
+            start = time.perf_counter(); model([image])
+            print(time.perf_counter() - start, flush=True)
 """)
+
+
+class TorchPeer:
+    """torchvision's maskrcnn_resnet50_fpn in a child process (its OpenMP runtime stays out of
+    TensorFlow's), timed one image at a time on request."""
+
+    def __init__(self, python: str, size: int, detections: int):
+        self.proc = subprocess.Popen([python, "-c", TORCH_SCRIPT, str(size), str(detections)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(self.proc.stderr.read()[-2000:])
+        self.info = json.loads(line)
+
+    def time_one(self) -> float:
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def start_peer(python: str, size: int, detections: int):
+    try:
+        return TorchPeer(python, size, detections)
+    except (OSError, RuntimeError, ValueError) as e:
+        print(f"torchvision peer not run: {e}", file=sys.stderr)
+        return None
 
 
 def bench_config(backbone: str, size: int, min_confidence: float = 0.0):
@@ -64,7 +98,8 @@ def bench_config(backbone: str, size: int, min_confidence: float = 0.0):
     return BenchConfig()
 
 
-def time_ours(backbone: str, size: int, repeats: int, stages: bool, detections: int = 100) -> dict:
+def prepare_ours(backbone: str, size: int, detections: int = 100):
+    """A random-weight model of ``backbone`` and its test image, warmed up (graph compiled)."""
     from mrcnn.model import MaskRCNN
 
     model = MaskRCNN("inference", bench_config(backbone, size))
@@ -72,16 +107,14 @@ def time_ours(backbone: str, size: int, repeats: int, stages: bool, detections: 
     if detections < model.config.DETECTION_MAX_INSTANCES:
         model = _model_finding(model, image, detections)
     model.detect([image])  # warm-up: traces and compiles the graph once
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = model.detect([image])[0]
-        times.append(time.perf_counter() - start)
-    out = {"median_s": statistics.median(times), "times": times,
-           "detections": int(len(result["class_ids"]))}
-    if stages:
-        out["stages"] = stage_breakdown(model, image, repeats)
-    return out
+    return model, image
+
+
+def time_detect(model, image):
+    """(seconds, detection count) of one detect() call."""
+    start = time.perf_counter()
+    result = model.detect([image])[0]
+    return time.perf_counter() - start, int(len(result["class_ids"]))
 
 
 def _model_finding(model, image, count: int):
@@ -158,19 +191,6 @@ def _median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def time_torchvision(python: str, size: int, repeats: int, detections: int) -> dict | None:
-    try:
-        proc = subprocess.run([python, "-c", TORCH_SCRIPT, str(repeats), str(size), str(detections)],
-                              capture_output=True, text=True, timeout=1800)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        print(f"torchvision peer not run: {e}", file=sys.stderr)
-        return None
-    if proc.returncode != 0:
-        print(f"torchvision peer failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
-        return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1024)
@@ -186,18 +206,35 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     print(f"machine: {os.cpu_count()} cores; TF {tf.__version__}; image {args.size}x{args.size}; "
-          f"median of {args.repeats} after 1 warm-up")
-    peer = time_torchvision(args.torch_python, args.size, args.repeats, args.detections)
-    if peer:
-        print(f"torchvision maskrcnn_resnet50_fpn {peer['torchvision']}: {peer['median_s']:.3f} s/image "
-              f"({peer['detections']} detections, {peer['threads']} threads)")
-    for backbone in args.backbones:
-        ours = time_ours(backbone, args.size, args.repeats, args.stages, args.detections)
-        line = f"mrcnn {backbone}: {ours['median_s']:.3f} s/image ({ours['detections']} detections)"
+          f"median of {args.repeats} after 1 warm-up, ours and the peer's runs interleaved")
+    peer = start_peer(args.torch_python, args.size, args.detections)
+    ours = {backbone: prepare_ours(backbone, args.size, args.detections) for backbone in args.backbones}
+    peer_times, our_times, counts = [], {b: [] for b in ours}, {}
+    for _ in range(args.repeats):
         if peer:
-            line += f"  ratio vs torchvision R50 = {ours['median_s'] / peer['median_s']:.2f}x"
+            time.sleep(0.5)  # neither side starts while the other's threads still spin
+            peer_times.append(peer.time_one())
+        for backbone, (model, image) in ours.items():
+            time.sleep(0.5)
+            seconds, counts[backbone] = time_detect(model, image)
+            our_times[backbone].append(seconds)
+    if peer:
+        peer.close()
+        peer_median = statistics.median(peer_times)
+        print(f"torchvision maskrcnn_resnet50_fpn {peer.info['torchvision']}: {peer_median:.3f} s/image "
+              f"({peer.info['detections']} detections, {peer.info['threads']} threads)")
+    for backbone, times in our_times.items():
+        median = statistics.median(times)
+        line = f"mrcnn {backbone}: {median:.3f} s/image ({counts[backbone]} detections)"
+        if peer:
+            paired = statistics.median(t / p for t, p in zip(times, peer_times))
+            line += (f"  ratio vs torchvision R50 = {median / peer_median:.2f}x "
+                     f"(median of paired runs {paired:.2f}x)")
         print(line)
-        for stage, seconds in ours.get("stages", {}).items():
+    if args.stages:
+        model, image = ours[args.backbones[0]]
+        print(f"where the time goes ({args.backbones[0]}, median of {args.repeats}):")
+        for stage, seconds in stage_breakdown(model, image, args.repeats).items():
             print(f"    {stage:22s} {seconds:.3f} s")
     return 0
 

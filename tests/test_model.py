@@ -5,7 +5,7 @@ import pytest
 
 from mrcnn import imaging
 from mrcnn.anchors import get_anchors
-from mrcnn.boxes import compute_overlaps, denorm_boxes, norm_boxes
+from mrcnn.boxes import denorm_boxes, norm_boxes
 from mrcnn.model import INFERENCE_OUTPUTS, MaskRCNN
 
 
