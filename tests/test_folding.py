@@ -93,19 +93,3 @@ def test_folded_pyramid_equals_the_unfolded_one(tiny_model):
     for got, want in zip(FoldedGraph(levels)(image), expected):
         scale = np.abs(want).max()
         np.testing.assert_allclose(np.asarray(got) / scale, want / scale, atol=1e-5)
-
-
-def test_without_the_keras_internals_it_runs_unfolded_and_says_so(monkeypatch, caplog):
-    import mrcnn.folding
-
-    def missing(*args, **kwargs):
-        raise AttributeError("'Functional' object has no attribute '_inbound_nodes'")
-
-    monkeypatch.setattr(mrcnn.folding, "conv_bn_pairs", missing)
-    model = small_model()
-    x = np.random.default_rng(6).normal(size=(1, 16, 16, 3)).astype(np.float32)
-    with caplog.at_level("WARNING", logger="mrcnn.folding"):
-        graph = FoldedGraph(model)
-    assert graph.folded_count == 0 and "running unfolded" in caplog.text
-    for got, want in zip(graph(x), model(x, training=False)):
-        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
