@@ -124,10 +124,6 @@ def _model_finding(model, image, count: int):
     Greedy NMS keeps the same top boxes when only lower-scored candidates are removed."""
     from mrcnn.model import MaskRCNN
 
-    # Random weights at 1024 px saturate the softmax (many scores tie at 1.0, so no threshold
-    # keeps exactly `count`): soften the class logits first. The work per image is the same.
-    logits = model.keras_model.get_layer("mrcnn_class_logits")
-    logits.set_weights([w * 0.01 for w in logits.get_weights()])
     scores = model.detect([image])[0]["scores"]
     threshold = float(np.sort(scores)[::-1][count - 1])
     fewer = MaskRCNN("inference", bench_config(model.config.BACKBONE, model.config.IMAGE_MAX_DIM,

@@ -137,14 +137,11 @@ class MaskRCNN:
             tf.TensorSpec([None, self.config.IMAGE_META_SIZE], tf.float32),
             tf.TensorSpec([None, None, 4], tf.float32),
         ]
-        from mrcnn.folding import FoldedGraph
-
-        # The backbone's BatchNorms folded into their convolutions: same graph, fewer passes.
-        model = FoldedGraph(self.keras_model)
+        model = self.keras_model
 
         @tf.function(input_signature=signature)
         def predict(images, metas, anchors):
-            return model([images, metas, anchors])
+            return model([images, metas, anchors], training=False)
 
         return predict
 

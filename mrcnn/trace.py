@@ -90,19 +90,14 @@ class _StageGraphs:
             import keras
             import tensorflow as tf
 
-            from mrcnn.folding import FoldedGraph
-
             outputs = [self.graph.get_layer(name).output for name in layer_names]
-            # Folded as in detect() (so both compute the same numbers), except the convolutions
-            # whose own output is recorded.
-            sub_model = FoldedGraph(keras.Model(self.image_input, self.levels + outputs),
-                                    keep_unfolded=layer_names)
+            sub_model = keras.Model(self.image_input, self.levels + outputs)
             count = len(self.levels)
             spec = tf.TensorSpec(self.image_input.shape, self.image_input.dtype)
 
             @tf.function(input_signature=[spec])
             def fn(image):
-                values = sub_model(image)
+                values = sub_model(image, training=False)
                 # Cast on the device: half the bytes to copy back, and what the Trace stores.
                 return values[:count] + [tf.cast(v, tf.float16) for v in values[count:]]
 

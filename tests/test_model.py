@@ -184,10 +184,7 @@ def test_mask_head_skips_padding_rows_and_gives_the_masks_of_running_on_every_ro
     assert (detections[0, :, 4] > 0).sum() == rows  # random weights, confidence 0: all real
 
     levels = [graph.get_layer(f"fpn_p{i}").output for i in range(2, 6)]
-    from mrcnn.folding import FoldedGraph
-
-    # The features as detect() computes them (BatchNorm folded).
-    features = [np.asarray(f) for f in FoldedGraph(keras.Model(graph.inputs[0], levels))(molded)]
+    features = [np.asarray(f) for f in keras.Model(graph.inputs[0], levels)(molded, training=False)]
     every_row_head = keras.Model([graph.get_layer("detection_boxes").output, *levels, graph.inputs[1]],
                                  graph.get_layer("mrcnn_mask").output)
     trimmed_head = keras.Model([graph.get_layer("mrcnn_detection").output[0], *levels, graph.inputs[1]],
