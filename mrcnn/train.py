@@ -16,7 +16,10 @@ Exit codes: 0 finished or stopped, 1 failed (NaN loss, bad data, ...), 2 bad arg
 
 Stopping: SIGTERM, SIGINT or a ``STOP`` file in the run directory finish the current step, write
 ``checkpoints/epoch_EEEE_step_SSSS.h5`` (registered as partial, so ``--resume`` restarts epoch
-EEEE) and exit 0 with status "stopped". A NaN/Inf loss ends the run with status "failed", exit
+EEEE) and exit 0 with status "stopped". With ``--stop-with-parent [PID]`` (the viewer passes its
+pid) the same happens when the process that started this one exits, so a crashed or killed viewer never
+leaves an orphan training on. If stdout's reader is gone, events are dropped and training goes
+on (a broken pipe must not cost the epoch in progress). A NaN/Inf loss ends the run with status "failed", exit
 1, and no checkpoint of the broken weights.
 
 Test hook: ``MRCNN_TEST_FORCE_NAN_AT_STEP=S`` makes the loss of global step S read as NaN, to
@@ -35,6 +38,7 @@ import logging  # noqa: E402
 import math  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -109,6 +113,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "moving statistics to the average over BATCHES training batches "
                         "(needed when training from scratch; 0 = off)")
     parser.add_argument("--seed", type=int, default=0, help="seed of data order and init")
+    parser.add_argument("--stop-with-parent", nargs="?", type=int, const=0, default=None,
+                        metavar="PID",
+                        help="stop (after the current step, with a checkpoint) when the parent "
+                        "process exits: PID (default: the parent at start-up) is the one to outlive")
     return parser
 
 
@@ -348,15 +356,24 @@ def load_initial_weights(model, args, run_dir):
 
 
 class EventWriter:
-    """Writes one JSON object per line to ``stream`` and flushes it at once."""
+    """Writes one JSON object per line to ``stream`` and flushes it at once.
+
+    A reader that went away (broken pipe, closed stream) stops the events, not the run: the run
+    directory still records everything that matters.
+    """
 
     def __init__(self, stream):
         self.stream = stream
 
     def emit(self, event, **fields) -> dict:
         record = {"event": event, **fields}
-        self.stream.write(json.dumps(record, default=_jsonable) + "\n")
-        self.stream.flush()
+        if self.stream is not None:
+            try:
+                self.stream.write(json.dumps(record, default=_jsonable) + "\n")
+                self.stream.flush()
+            except (OSError, ValueError) as error:  # ValueError: write to a closed file
+                log.warning("stdout is gone (%s); no more JSON events, training goes on", error)
+                self.stream = None
         return record
 
 
@@ -383,11 +400,37 @@ class StopFlag:
             signal.signal(signum, self._handle)
         return self
 
+    def request(self, reason: str) -> None:
+        """Ask for a stop after the current step (from any thread)."""
+        if self.reason is None:
+            self.reason = reason
+            log.info("%s: stopping after the current step", reason)
+
     def _handle(self, signum, frame):
         if self.reason is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.reason = f"received {signal.Signals(signum).name}"
         log.info("%s: stopping after the current step", self.reason)
+
+
+def watch_parent(stop_flag: StopFlag, parent: int = 0, interval_s: float = 1.0,
+                 getppid=os.getppid):
+    """Start a daemon thread that requests a stop once ``parent`` (0: the parent now) is no
+    longer this process's parent; returns the thread.
+
+    An orphan is re-parented (to init or a subreaper), so a different ``getppid()`` means the
+    parent has exited - already before this call, when ``parent`` was named and has gone.
+    """
+    parent = parent or getppid()
+
+    def watch():
+        while getppid() == parent:
+            time.sleep(interval_s)
+        stop_flag.request(f"parent process {parent} exited")
+
+    thread = threading.Thread(target=watch, name="mrcnn-parent-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def make_progress_callback(model, run_dir, events, stop_flag, epochs, initial_epoch, chief=True,
@@ -547,6 +590,8 @@ def prepare_run(args):
 def run_training(args, events) -> int:
     """Train as the parsed ``args`` say, reporting through ``events``; returns the exit code."""
     stop_flag = StopFlag().install()  # early, so a SIGTERM during start-up still stops cleanly
+    if args.stop_with_parent is not None:
+        watch_parent(stop_flag, args.stop_with_parent)
     run_dir, resume_entry = prepare_run(args)
     # Data first: a wrong path fails in a second, before TensorFlow is imported.
     train_data, val_data, summary = load_datasets(args)

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 
 from tiny_config import TinyConfig
 from mrcnn.runs import RunDir
-from mrcnn.train import NAN_HOOK_ENV, strategy_kind
+from mrcnn.train import NAN_HOOK_ENV, EventWriter, StopFlag, strategy_kind, watch_parent
 
 TESTS_DIR = Path(__file__).parent
 LOSS_KEYS = ("loss", "rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
@@ -199,6 +200,94 @@ def test_sigterm_finishes_the_step_and_checkpoints(tmp_path):
     assert checkpoint["partial"] and checkpoint["step"] == of(events, "step")[-1]["step"]
     assert Path(checkpoint["path"]).is_file()
     assert RunDir(run_dir).read_run()["status"] == "stopped"
+
+
+# The viewer's child: a parent that exits without stopping it (crash, kill -9) and takes the
+# read end of stdout with it. This intermediate starts the run, prints its pid, and exits.
+ORPHAN_LAUNCHER = """
+import os, subprocess, sys
+child = subprocess.Popen([sys.executable, "-m", "mrcnn.train", *sys.argv[1:],
+                          "--stop-with-parent", str(os.getpid())],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+print(child.pid, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_a_run_whose_parent_dies_checkpoints_and_stops(tmp_path):
+    run_dir = tmp_path / "run"
+    launcher = subprocess.run([sys.executable, "-c", ORPHAN_LAUNCHER,
+                               *_cli_args(tmp_path, run_dir, steps=100000, epochs=1)],
+                              capture_output=True, text=True, timeout=60, env=_env())
+    child = int(launcher.stdout.strip())
+    deadline = time.monotonic() + 300
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    try:
+        assert not _alive(child), "the orphaned run kept training"
+    finally:
+        if _alive(child):
+            os.kill(child, signal.SIGKILL)
+    run = RunDir(run_dir)
+    record = run.read_run()
+    assert record["status"] == "stopped", record
+    assert "parent process" in record["reason"] and "exited" in record["reason"]
+    last = run.last_checkpoint()
+    assert last["partial"] and last["epoch"] == 1 and Path(last["path"]).is_file()
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie of ours counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+class _GonePipe:
+    def __init__(self):
+        self.writes = 0
+
+    def write(self, text):
+        self.writes += 1
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        pass
+
+
+def test_events_to_a_gone_reader_are_dropped_not_raised(caplog):
+    stream = _GonePipe()
+    events = EventWriter(stream)
+    with caplog.at_level("WARNING", logger="mrcnn.train"):
+        assert events.emit("step", step=1) == {"event": "step", "step": 1}
+        assert events.emit("step", step=2)["step"] == 2
+    assert stream.writes == 1  # stops writing after the first failure
+    assert caplog.text.count("stdout is gone") == 1
+
+
+def test_parent_watch_requests_a_stop_once_the_parent_is_gone():
+    parents = iter([100, 100, 100, 1])
+    current = {"pid": 100}
+
+    def getppid():
+        current["pid"] = next(parents, 1)
+        return current["pid"]
+
+    flag = StopFlag()
+    thread = watch_parent(flag, interval_s=0.01, getppid=getppid)
+    thread.join(timeout=5)
+    assert not thread.is_alive() and flag.reason == "parent process 100 exited"
+
+
+def test_parent_watch_of_a_named_parent_already_gone_stops_at_once():
+    flag = StopFlag()
+    watch_parent(flag, parent=4242, interval_s=0.01, getppid=lambda: 1).join(timeout=5)
+    assert flag.reason == "parent process 4242 exited"
+    # A stop already asked for keeps its reason.
+    flag.request("another reason")
+    assert flag.reason == "parent process 4242 exited"
 
 
 def test_nan_loss_fails_and_keeps_last_good_checkpoint(tmp_path):

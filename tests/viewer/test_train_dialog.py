@@ -463,3 +463,19 @@ def test_train_bn_adds_precise_bn_and_sets_the_config(make_dialog, tmp_path):
     args = build_parser().parse_args(dialog.request().args)
     assert args.precise_bn == 20
     assert json.loads(Path(args.config).read_text())["TRAIN_BN"] is True
+
+
+def test_the_child_is_told_to_stop_when_the_viewer_dies():
+    import os
+
+    from mrcnn.train import build_parser as train_parser
+    from viewer.training.request import TrainRequest
+
+    request = TrainRequest("runs/x", ["--dataset", "shapes", "--run-dir", "runs/x"])
+    program, arguments = request.program()
+    assert arguments[:3] == ["-u", "-m", "mrcnn.train"]
+    parsed = train_parser().parse_args(arguments[3:])
+    assert parsed.stop_with_parent == os.getpid()
+    # Resuming does not add it twice.
+    resumed = request.resume().program()[1]
+    assert resumed.count("--stop-with-parent") == 1 and "--resume" in resumed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -22,8 +23,12 @@ class TrainRequest:
 
     def program(self) -> tuple[str, list[str]]:
         """(executable, arguments): this interpreter running ``mrcnn.train``, so the child uses
-        the same environment as the viewer whether or not the entry point is on PATH."""
-        return sys.executable, ["-u", "-m", "mrcnn.train", *self.args]
+        the same environment as the viewer whether or not the entry point is on PATH.
+        ``--stop-with-parent PID``: if the viewer dies, the run checkpoints and stops."""
+        args = [*self.args]
+        if "--stop-with-parent" not in args:
+            args += ["--stop-with-parent", str(os.getpid())]
+        return sys.executable, ["-u", "-m", "mrcnn.train", *args]
 
     def resume(self) -> "TrainRequest":
         """The same run continued from its last good checkpoint (``--resume``)."""
