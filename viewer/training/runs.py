@@ -425,6 +425,12 @@ class RunsModel(QAbstractListModel):
         if status != FINISHED or not record.pending_stages:
             return
         request = record.pending_stages.pop(0)
-        record.stage = (record.stage[0] + 1, record.stage[1])
+
+        def start_next():
+            # The stage number moves with the start, so no one sees "stage 3/3, finished"
+            # while stage 3 has not even begun.
+            record.stage = (record.stage[0] + 1, record.stage[1])
+            self.start(request)
+
         # Not from inside the finished process's signal: start on the next event-loop turn.
-        QTimer.singleShot(0, lambda: self.start(request))
+        QTimer.singleShot(0, start_next)
