@@ -189,12 +189,15 @@ class MaskRCNN:
     # ---- training --------------------------------------------------------------------------
 
     def train(self, train_dataset, val_dataset, learning_rate, epochs, layers,
-              augmentation=None, custom_callbacks=None, verbose=0, seed=0):
+              augmentation=None, custom_callbacks=None, verbose=0, seed=0, optimizer_state=None):
         """Train until epoch ``epochs`` (counted from 0, continuing from ``self.epoch``).
 
         ``train_dataset`` / ``val_dataset``: mrcnn Dataset objects (turned into tf.data pipelines
         with ``augmentation`` on the training side) or ready tf.data.Datasets of training inputs.
         ``layers``: "heads", "3+", "4+", "5+", "all" or a regex of layer names.
+        ``optimizer_state``: an ``.optimizer.npz`` written by ``save_optimizer_state`` (a
+        resume), restored when it fits the optimizer and trainable variables
+        (``self.optimizer_state_report`` says what happened).
         Returns the keras History; per-epoch train and validation losses are in it.
         """
         self._require_mode("training", "train")
@@ -208,6 +211,12 @@ class MaskRCNN:
             trainable = set_trainable(self.keras_model, layers, self.config.TRAIN_BN,
                                       self.config.head_train_bn)
             self.trainer.compile(optimizer=make_optimizer(self.config, learning_rate))
+            if optimizer_state is not None:
+                from mrcnn.optimizer_state import restore_optimizer_state
+
+                self.optimizer_state_report = restore_optimizer_state(
+                    self.trainer.optimizer, self.trainer.trainable_variables, optimizer_state)
+                log.info("%s", self.optimizer_state_report)
         log.info("training %d layers (%s) from epoch %d to %d at lr %g", len(trainable), layers,
                  self.epoch, epochs, learning_rate)
         history = self.trainer.fit(
@@ -218,6 +227,15 @@ class MaskRCNN:
             callbacks=list(custom_callbacks or []), verbose=verbose)
         self.epoch = max(self.epoch, epochs)
         return history
+
+    def save_optimizer_state(self, path):
+        """Write the optimizer's state (step, momenta) to ``path``; None before it is built."""
+        optimizer = getattr(self.trainer, "optimizer", None)
+        if optimizer is None or not optimizer.built:
+            return None
+        from mrcnn.optimizer_state import save_optimizer_state
+
+        return save_optimizer_state(optimizer, self.trainer.trainable_variables, path)
 
     def _as_tf_dataset(self, dataset, augmentation, shuffle, seed):
         import tensorflow as tf

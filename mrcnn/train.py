@@ -42,6 +42,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from mrcnn.optimizer_state import optimizer_state_path  # noqa: E402
 from mrcnn.runs import RunDir, default_run_dir, read_json, resume_epoch  # noqa: E402
 
 log = logging.getLogger("mrcnn.train")
@@ -554,6 +555,7 @@ def make_progress_callback(model, run_dir, events, stop_flag, epochs, initial_ep
             step = self.step if partial else None
             path = run_dir.checkpoint_path(self.epoch, step)
             model.save_weights(path)  # temp file + rename
+            model.save_optimizer_state(optimizer_state_path(path))  # so is this
             run_dir.register_checkpoint(path, epoch=self.epoch, step=self.step, partial=partial)
             events.emit("checkpoint", path=str(path), epoch=self.epoch, step=self.step,
                         partial=partial)
@@ -667,7 +669,9 @@ def run_training(args, events) -> int:
                                       initial_epoch, chief, precise_bn)
     try:
         model.train(train_tf, val_tf, learning_rate=learning_rate, epochs=args.epochs,
-                    layers=args.layers, custom_callbacks=[progress], seed=args.seed)
+                    layers=args.layers, custom_callbacks=[progress], seed=args.seed,
+                    optimizer_state=optimizer_state_path(resume_entry["path"])
+                    if resume_entry is not None else None)
     except RunStopped as stop:
         return _finish(run_dir, events, "stopped", str(stop), 0, progress)
     except LossNotFinite as error:

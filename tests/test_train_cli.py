@@ -127,7 +127,8 @@ def test_run_dir_contents(two_epoch_run):
     for split in ("train", "val"):
         assert list((run.tb_path / split).glob("events.out.tfevents.*")), split
     files = sorted(p.name for p in run.checkpoint_dir.iterdir())
-    assert files == ["epoch_0001.h5", "epoch_0002.h5", "index.json"]  # no temp files left
+    assert files == ["epoch_0001.h5", "epoch_0001.optimizer.npz", "epoch_0002.h5",
+                     "epoch_0002.optimizer.npz", "index.json"]  # no temp files left
     entries = run.checkpoints()
     assert [(e["epoch"], e["step"], e["partial"]) for e in entries] == \
         [(1, 2, False), (2, 4, False)]
@@ -139,6 +140,9 @@ def test_resume_continues_at_epoch_3(two_epoch_run):
     code, events, stderr = run_cli(["--run-dir", str(run_dir), "--resume", "--epochs", "3",
                                     "--validation-steps", "0"])
     assert code == 0, stderr[-3000:]
+    # The optimizer's state was saved beside the epoch-2 checkpoint and continued from.
+    assert (run_dir / "checkpoints" / "epoch_0002.optimizer.npz").is_file()
+    assert "optimizer state restored from" in stderr and "epoch_0002.optimizer.npz" in stderr
     start = events[0]
     assert start["initial_epoch"] == 2
     assert start["resumed_from"].endswith("epoch_0002.h5")
