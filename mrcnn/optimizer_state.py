@@ -35,9 +35,10 @@ def _state_variables(optimizer):
 
 
 def _slot_name(variable) -> str:
-    """``adam_3/conv1_kernel_momentum`` -> ``conv1_kernel_momentum``: the optimizer's own name
-    (numbered per instance) is not part of what the slot is."""
-    return variable.path.split("/", 1)[-1]
+    """``adam_3/conv1_kernel_momentum`` -> ``conv1_kernel_momentum``: the optimizers' own names
+    (numbered per instance, nested under a loss-scale optimizer) are not part of what a slot is;
+    order and shapes are checked too."""
+    return variable.path.rsplit("/", 1)[-1]
 
 
 def save_optimizer_state(optimizer, trainable_variables, path) -> Path:

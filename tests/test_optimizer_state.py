@@ -75,3 +75,14 @@ def test_a_state_that_does_not_fit_is_not_applied(tmp_path):
 def test_state_file_sits_beside_its_checkpoint():
     assert str(optimizer_state_path("runs/x/checkpoints/epoch_0007_step_0012.h5")) == \
         "runs/x/checkpoints/epoch_0007_step_0012.optimizer.npz"
+
+
+def test_mixed_precision_loss_scale_optimizer_round_trips(tmp_path):
+    weights = variables()
+    saved = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.01))
+    step(saved, weights, GRADIENTS[0])
+    path = save_optimizer_state(saved, weights, tmp_path / "s.optimizer.npz")
+    resumed = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.01))
+    assert "restored" in restore_optimizer_state(resumed, weights, path)
+    for a, b in zip(saved.variables, resumed.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
