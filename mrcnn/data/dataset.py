@@ -143,10 +143,40 @@ class Dataset:
 # ---------------------------------------------------------------------------------------------
 
 
+_image_plugins_imported = False
+
+
+def import_image_plugins() -> None:
+    """Import skimage.io with every imageio plugin (and Pillow's format plugins) now, once.
+
+    imageio imports its plugins lazily on the first read. When that first read happens on
+    tf.data's worker threads while the main thread imports TensorFlow modules, the import locks
+    and the GIL deadlocked the process (seen in a test run: two readers importing
+    imageio.plugins.pyav / rawpy, the main thread importing tf.data's range_op, all idle
+    forever). Readers call this first, and make_dataset calls it on the main thread before any
+    worker exists, so no worker thread ever imports.
+    """
+    global _image_plugins_imported
+    if _image_plugins_imported:
+        return
+    import imageio.config
+    import skimage.io  # noqa: F401
+    from PIL import Image
+
+    for plugin in imageio.config.known_plugins.values():
+        try:
+            plugin.plugin_class  # imports the plugin's module (or fails: its library is absent)
+        except Exception:  # noqa: BLE001 - an absent optional library is the usual case
+            pass
+    Image.init()
+    _image_plugins_imported = True
+
+
 def read_image_rgb(path, what="image"):
     """[H, W, 3] uint8 RGB from an image file; errors name the file (``what`` says which image)."""
     import skimage.io
 
+    import_image_plugins()
     if path is None or not os.path.isfile(path):
         raise FileNotFoundError(f"{what}: image file {path!r} does not exist")
     try:

@@ -208,6 +208,9 @@ def make_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True, 
     """
     import tensorflow as tf
 
+    from mrcnn.data.dataset import import_image_plugins
+
+    import_image_plugins()  # here, on the caller's thread: see its docstring
     if config.IMAGE_RESIZE_MODE not in STATIC_SHAPE_MODES and (batch_size or config.BATCH_SIZE) > 1:
         _warn_dynamic(config)
     image_ids = np.asarray(dataset.image_ids, dtype=np.int64)

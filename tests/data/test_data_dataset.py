@@ -191,3 +191,29 @@ def test_matterport_style_subclass_works_unchanged(tmp_path):
     reference[rr, cc] = True
     np.testing.assert_array_equal(masks[:, :, 0], reference)
     assert masks[:, :, 1].sum() > 0 and not (masks[:, :, 0] & masks[:, :, 1]).any()
+
+
+def test_image_plugins_are_imported_before_any_loader_thread_runs():
+    """make_dataset imports imageio's plugins on the calling thread: a first read on tf.data's
+    worker threads importing them while the main thread imports TensorFlow deadlocked a run."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import sys
+        from mrcnn.data.shapes import ShapesDataset
+        from mrcnn.data.pipeline import make_dataset
+        from tiny_config import TinyConfig
+        before = {m for m in sys.modules if m.startswith("imageio.plugins")}
+        dataset = ShapesDataset(); dataset.load_shapes(2, 128, 128, seed=0); dataset.prepare()
+        make_dataset(dataset, TinyConfig())
+        after = {m for m in sys.modules if m.startswith("imageio.plugins")}
+        print(len(before), len(after), "PIL.PngImagePlugin" in sys.modules)
+    """)
+    tests_dir = str(__import__("pathlib").Path(__file__).parents[1])
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300, env={**__import__("os").environ, "PYTHONPATH": tests_dir})
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after, pil = out.stdout.split()
+    assert before == "0" and int(after) >= 3 and pil == "True"
