@@ -43,11 +43,15 @@ def test_a_restored_optimizer_continues_exactly(tmp_path, make):
     assert not np.allclose(fresh_weights[0].numpy(), resumed_weights[0].numpy())
 
 
-def test_the_resumes_learning_rate_wins(tmp_path):
+def one_step_state(tmp_path, optimizer):
+    """(weights, state file) after one step of ``optimizer``."""
     weights = variables()
-    saved = keras.optimizers.Adam(0.01)
-    step(saved, weights, GRADIENTS[0])
-    path = save_optimizer_state(saved, weights, tmp_path / "s.optimizer.npz")
+    step(optimizer, weights, GRADIENTS[0])
+    return weights, save_optimizer_state(optimizer, weights, tmp_path / "s.optimizer.npz")
+
+
+def test_the_resumes_learning_rate_wins(tmp_path):
+    weights, path = one_step_state(tmp_path, keras.optimizers.Adam(0.01))
     resumed = keras.optimizers.Adam(0.5)
     restore_optimizer_state(resumed, weights, path)
     assert float(resumed.learning_rate.numpy()) == pytest.approx(0.5)
@@ -55,10 +59,7 @@ def test_the_resumes_learning_rate_wins(tmp_path):
 
 
 def test_a_state_that_does_not_fit_is_not_applied(tmp_path):
-    weights = variables()
-    saved = keras.optimizers.Adam(0.01)
-    step(saved, weights, GRADIENTS[0])
-    path = save_optimizer_state(saved, weights, tmp_path / "s.optimizer.npz")
+    weights, path = one_step_state(tmp_path, keras.optimizers.Adam(0.01))
 
     other_layers = keras.optimizers.Adam(0.01)
     report = restore_optimizer_state(other_layers, variables("other"), path)
@@ -78,10 +79,8 @@ def test_state_file_sits_beside_its_checkpoint():
 
 
 def test_mixed_precision_loss_scale_optimizer_round_trips(tmp_path):
-    weights = variables()
     saved = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.01))
-    step(saved, weights, GRADIENTS[0])
-    path = save_optimizer_state(saved, weights, tmp_path / "s.optimizer.npz")
+    weights, path = one_step_state(tmp_path, saved)
     resumed = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.01))
     assert "restored" in restore_optimizer_state(resumed, weights, path)
     for a, b in zip(saved.variables, resumed.variables):
