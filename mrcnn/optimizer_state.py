@@ -12,13 +12,10 @@ its optimizer afresh, saying so). The learning rate is not part of the state: th
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 SUFFIX = ".optimizer.npz"
 

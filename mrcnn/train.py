@@ -16,11 +16,11 @@ Exit codes: 0 finished or stopped, 1 failed (NaN loss, bad data, ...), 2 bad arg
 
 Stopping: SIGTERM, SIGINT or a ``STOP`` file in the run directory finish the current step, write
 ``checkpoints/epoch_EEEE_step_SSSS.h5`` (registered as partial, so ``--resume`` restarts epoch
-EEEE) and exit 0 with status "stopped". With ``--stop-with-parent [PID]`` (the viewer passes its
-pid) the same happens when the process that started this one exits, so a crashed or killed viewer never
-leaves an orphan training on. If stdout's reader is gone, events are dropped and training goes
-on (a broken pipe must not cost the epoch in progress). A NaN/Inf loss ends the run with status "failed", exit
-1, and no checkpoint of the broken weights.
+EEEE) and exit 0 with status "stopped". With ``--stop-with-parent [PID]`` (the viewer passes
+its pid) the same happens when the process that started this one exits, so a crashed or killed
+viewer never leaves an orphan training on. If stdout's reader is gone, events are dropped and
+training goes on (a broken pipe must not cost the epoch in progress). A NaN/Inf loss ends the
+run with status "failed", exit 1, and no checkpoint of the broken weights.
 
 Test hook: ``MRCNN_TEST_FORCE_NAN_AT_STEP=S`` makes the loss of global step S read as NaN, to
 exercise the NaN path without waiting for a real divergence.
@@ -402,16 +402,18 @@ class StopFlag:
         return self
 
     def request(self, reason: str) -> None:
-        """Ask for a stop after the current step (from any thread)."""
+        """Ask for a stop after the current step (from any thread); a pending one stays."""
         if self.reason is None:
-            self.reason = reason
-            log.info("%s: stopping after the current step", reason)
+            self._stop(reason)
 
     def _handle(self, signum, frame):
         if self.reason is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.reason = f"received {signal.Signals(signum).name}"
-        log.info("%s: stopping after the current step", self.reason)
+        self._stop(f"received {signal.Signals(signum).name}")
+
+    def _stop(self, reason: str) -> None:
+        self.reason = reason
+        log.info("%s: stopping after the current step", reason)
 
 
 def watch_parent(stop_flag: StopFlag, parent: int = 0, interval_s: float = 1.0,

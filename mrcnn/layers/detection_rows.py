@@ -54,13 +54,13 @@ class PadDetections(keras.layers.Layer):
     def call(self, inputs):
         values, detections = inputs
         kept = tf.shape(values)[1]
+        row_rank = tf.rank(values) - 2  # dimensions of one row's values
         # (B, n) -> (B, n, 1, ...) so it broadcasts over each row's values.
         real = is_real(detections[:, :kept])
-        real = tf.reshape(real, tf.concat([tf.shape(real), tf.ones([tf.rank(values) - 2], tf.int32)], 0))
+        real = tf.reshape(real, tf.concat([tf.shape(real), tf.ones([row_rank], tf.int32)], 0))
         values = tf.where(real, values, tf.zeros([], values.dtype))
         padding = tf.shape(detections)[1] - kept
-        paddings = tf.concat([[[0, 0], [0, padding]],
-                              tf.zeros([tf.rank(values) - 2, 2], tf.int32)], axis=0)
+        paddings = tf.concat([[[0, 0], [0, padding]], tf.zeros([row_rank, 2], tf.int32)], axis=0)
         return tf.pad(values, paddings)
 
     def compute_output_shape(self, input_shape):
