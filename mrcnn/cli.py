@@ -1,12 +1,15 @@
 """``mrcnn`` command line: detect, trace, inspect-weights (and hooks for train / evaluate).
 
-Each command is registered by an ``add_*_parser(subparsers)`` function that sets the parser's
-``run`` default; ``main`` only builds the parser from ``COMMANDS`` and dispatches. Commands
-that live in other modules (``train``, ``evaluate``) are delegated lazily: their module is
-imported only when the command runs, and gets the remaining arguments as ``main(argv)``.
+Each command is registered by an ``add_*_parser(subparsers)`` function that declares the
+command's arguments and sets the parser's ``run`` default; ``main`` only builds the parser from
+``COMMANDS`` and dispatches. Commands that live in other modules (``train``, ``evaluate``) are
+delegated lazily (``delegating_parser``): their module is imported only when the command runs,
+and gets the remaining arguments as ``main(argv)``. To add a command, write its
+``add_<name>_parser`` (or one ``delegating_parser`` line) and list it in ``COMMANDS``.
 
-Exit codes: 0 success, 2 bad input (missing / unreadable image, weights or config), with one
-line on stderr naming the file.
+Model files (weights, config, class names, images) are read by ``mrcnn.model_files``. Exit
+codes: 0 success, 2 bad input - any ``mrcnn.errors.InputError`` (missing / unreadable image,
+weights, config or class names), printed as one line on stderr naming the file.
 """
 
 from __future__ import annotations
@@ -20,112 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
+from mrcnn.errors import InputError
+from mrcnn.model_files import (default_class_names, load_config, read_class_names, read_image,
+                               read_weight_shapes)
+
 PROG = "mrcnn"
 
 
-class CliError(Exception):
-    """A user-facing error: printed as one line on stderr, exit code 2."""
-
-
-# ---- weights file introspection (h5py only) --------------------------------------------------
-
-def read_weight_shapes(path) -> dict:
-    """{layer: {weight short name: shape}} of a Keras-2 HDF5 weights file; CliError if unreadable."""
-    import h5py
-
-    from mrcnn.stats import NotKeras2WeightsError, iter_file_weights
-
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CliError(f"weights file not found: {path}")
-    try:
-        with h5py.File(path, "r") as handle:
-            shapes: dict = {}
-            for layer, name, dataset in iter_file_weights(handle):
-                shapes.setdefault(layer, {})[name] = tuple(dataset.shape)
-            return shapes
-    except NotKeras2WeightsError:
-        raise CliError(f"{path}: not a Keras-2 (matterport layout) weights file "
-                       "(no 'layer_names' attribute)") from None
-    except (OSError, KeyError) as e:
-        raise CliError(f"{path}: not a readable HDF5 weights file ({e})") from None
-
-
-def infer_config_values(shapes: dict) -> dict:
-    """Config fields implied by a weights file's shapes (NUM_CLASSES, BACKBONE, head sizes)."""
-    values = {}
-    logits = shapes.get("mrcnn_class_logits", {}).get("kernel")
-    if logits:
-        values["NUM_CLASSES"] = int(logits[-1])
-    if "res4w_branch2c" in shapes or "res4w_branch2a" in shapes:
-        values["BACKBONE"] = "resnet101"
-    elif "res2a_branch2c" in shapes:
-        values["BACKBONE"] = "resnet50"
-    elif "res2a_branch2a" in shapes:
-        # Basic blocks: ResNet-34 has six stage-4 blocks (res4a..res4f), ResNet-18 two.
-        values["BACKBONE"] = "resnet34" if "res4c_branch2a" in shapes else "resnet18"
-    conv1 = shapes.get("mrcnn_class_conv1", {}).get("kernel")
-    if conv1:
-        values["POOL_SIZE"] = int(conv1[0])
-        values["FPN_CLASSIF_FC_LAYERS_SIZE"] = int(conv1[-1])
-    p5 = shapes.get("fpn_c5p5", {}).get("kernel")
-    if p5:
-        values["TOP_DOWN_PYRAMID_SIZE"] = int(p5[-1])
-    return values
-
-
-def load_config(config_path, weights_path, command: str):
-    """Config from --config JSON, else inferred from the weights file (said on stderr)."""
-    from mrcnn.config import Config, ConfigError
-
-    if config_path:
-        try:
-            config = Config.from_json(os.fspath(config_path))
-        except ConfigError as e:
-            raise CliError(f"{config_path}: {e}") from None
-    else:
-        values = infer_config_values(read_weight_shapes(weights_path))
-        # 81 classes: matterport's COCO model (mask_rcnn_coco.h5); its CocoConfig differs from
-        # the defaults only in NAME and NUM_CLASSES, so the inferred config is that config.
-        values.setdefault("NAME", "coco" if values.get("NUM_CLASSES") == 81 else "inferred")
-        print(f"{PROG} {command}: no --config given; inferred from {weights_path}: "
-              + ", ".join(f"{k}={v}" for k, v in sorted(values.items()) if k != "NAME")
-              + " (other fields: defaults)", file=sys.stderr)
-        config = Config.from_dict(values)
-    # One image at a time from the command line.
-    config.IMAGES_PER_GPU, config.GPU_COUNT, config.BATCH_SIZE = 1, 1, 1
-    try:
-        return config.validate()
-    except ConfigError as e:
-        raise CliError(f"{config_path or weights_path}: {e}") from None
-
-
-def read_class_names(path, num_classes: int) -> list[str]:
-    """Class names from a text file (one per line) or a JSON list; "BG" prepended when missing."""
-    path = Path(path)
-    if not path.is_file():
-        raise CliError(f"class names file not found: {path}")
-    text = path.read_text()
-    try:
-        names = json.loads(text) if text.lstrip().startswith("[") else \
-            [line.strip() for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as e:
-        raise CliError(f"{path}: not a valid JSON list of class names ({e})") from None
-    if len(names) == num_classes - 1:
-        names = ["BG"] + list(names)
-    if len(names) != num_classes:
-        raise CliError(f"{path}: {len(names)} class names for NUM_CLASSES={num_classes} "
-                       f"(expected {num_classes - 1} without or {num_classes} with 'BG')")
-    return [str(n) for n in names]
-
-
-def default_class_names(num_classes: int) -> list[str]:
-    """COCO's names for an 81-class model (matterport's mask_rcnn_coco.h5), else "class i"."""
-    from mrcnn.data.coco_names import COCO_CLASS_NAMES
-
-    if num_classes == len(COCO_CLASS_NAMES):
-        return list(COCO_CLASS_NAMES)
-    return ["BG"] + [f"class {i}" for i in range(1, num_classes)]
+class CliError(InputError):
+    """A command-line error not about one file (the file errors are mrcnn.errors'): one line
+    on stderr, exit code 2."""
 
 
 def _class_names(args, config) -> list[str]:
@@ -134,28 +41,14 @@ def _class_names(args, config) -> list[str]:
     return default_class_names(config.NUM_CLASSES)
 
 
-def read_image(path) -> np.ndarray:
-    """[H, W, 3] uint8 RGB from an image file; CliError naming the file otherwise."""
-    from mrcnn.data.dataset import DatasetError, read_image_rgb
-
-    try:
-        return read_image_rgb(os.fspath(path), what="image")
-    except (FileNotFoundError, DatasetError) as e:
-        raise CliError(str(e).splitlines()[0]) from None
-
-
 def build_model(args, command: str):
     """(inference MaskRCNN with weights loaded, config) from --weights / --config."""
     read_weight_shapes(args.weights)  # fail fast, before TensorFlow starts
     config = load_config(args.config, args.weights, command)
     from mrcnn.model import MaskRCNN
-    from mrcnn.weights import WeightsError
 
     model = MaskRCNN("inference", config)
-    try:
-        model.load_weights(args.weights)
-    except WeightsError as e:
-        raise CliError(str(e)) from None
+    model.load_weights(args.weights)  # WeightsError: an InputError, one line on stderr
     return model, config
 
 
@@ -352,13 +245,13 @@ def main(argv=None) -> int:
         # The module's own parser sees the arguments untouched, in order.
         try:
             return DELEGATED[argv[0]](argv[1:])
-        except CliError as e:
+        except InputError as e:
             print(f"{PROG} {argv[0]}: error: {e}", file=sys.stderr)
             return 2
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except CliError as e:
+    except InputError as e:
         print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mrcnn.errors import ConfigError  # noqa: F401  (validate raises it; imported from here too)
+
 # Backbones this package can build. "resnet18"/"resnet34" are basic-block ResNets used by the
 # small demo model; the two bottleneck ResNets carry matterport's layer names.
 KNOWN_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
@@ -30,10 +32,6 @@ OPTIMIZERS = ("sgd", "adam")
 
 # Fields that are computed from the others and so are never read from JSON.
 DERIVED_FIELDS = ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE")
-
-
-class ConfigError(ValueError):
-    """A config field holds a value the model cannot work with."""
 
 
 class Config:
@@ -244,6 +242,15 @@ class Config:
 
     def validate(self) -> "Config":
         """Raise ConfigError naming the field when a setting is impossible; return self if fine."""
+        self._validate_model()
+        self._validate_image()
+        self._validate_anchors()
+        self._validate_proposals_and_heads()
+        self._validate_training()
+        return self
+
+    def _validate_model(self) -> None:
+        """Class count, batch, backbone, optimizer and layer widths."""
         _check(self.NUM_CLASSES >= 1 and int(self.NUM_CLASSES) == self.NUM_CLASSES,
                "NUM_CLASSES", f"must be an integer >= 1 (background included), got {self.NUM_CLASSES}")
         _check(self.IMAGES_PER_GPU >= 1, "IMAGES_PER_GPU", f"must be >= 1, got {self.IMAGES_PER_GPU}")
@@ -262,6 +269,9 @@ class Config:
                      "FPN_CLASSIF_FC_LAYERS_SIZE"):
             value = getattr(self, name)
             _check(int(value) == value and value >= 1, name, f"must be an integer >= 1, got {value}")
+
+    def _validate_image(self) -> None:
+        """Resize mode, image sides and channels."""
         _check(self.IMAGE_RESIZE_MODE in RESIZE_MODES, "IMAGE_RESIZE_MODE",
                f"unknown mode {self.IMAGE_RESIZE_MODE!r}; expected one of {', '.join(RESIZE_MODES)}")
         if self.IMAGE_RESIZE_MODE in ("square", "crop"):
@@ -276,6 +286,9 @@ class Config:
                f"must be >= 1, got {self.IMAGE_CHANNEL_COUNT}")
         _check(len(self.MEAN_PIXEL) == self.IMAGE_CHANNEL_COUNT, "MEAN_PIXEL",
                f"has {len(self.MEAN_PIXEL)} values but IMAGE_CHANNEL_COUNT is {self.IMAGE_CHANNEL_COUNT}")
+
+    def _validate_anchors(self) -> None:
+        """Pyramid strides and anchor scales, ratios and stride."""
         _check(len(self.BACKBONE_STRIDES) == 5, "BACKBONE_STRIDES",
                f"needs 5 strides (P2..P6), got {len(self.BACKBONE_STRIDES)}")
         _check(len(self.RPN_ANCHOR_SCALES) == len(self.BACKBONE_STRIDES), "RPN_ANCHOR_SCALES",
@@ -284,6 +297,9 @@ class Config:
         _check(len(self.RPN_ANCHOR_RATIOS) >= 1 and all(r > 0 for r in self.RPN_ANCHOR_RATIOS),
                "RPN_ANCHOR_RATIOS", f"must be positive numbers, got {self.RPN_ANCHOR_RATIOS}")
         _check(self.RPN_ANCHOR_STRIDE >= 1, "RPN_ANCHOR_STRIDE", f"must be >= 1, got {self.RPN_ANCHOR_STRIDE}")
+
+    def _validate_proposals_and_heads(self) -> None:
+        """Thresholds, ROI counts, pool and mask sizes."""
         for name in ("RPN_NMS_THRESHOLD", "DETECTION_NMS_THRESHOLD", "DETECTION_MIN_CONFIDENCE",
                      "ROI_POSITIVE_RATIO"):
             value = getattr(self, name)
@@ -297,6 +313,9 @@ class Config:
                f"must be twice MASK_POOL_SIZE ({self.MASK_POOL_SIZE}) on each side, got {self.MASK_SHAPE}")
         _check(len(self.MINI_MASK_SHAPE) == 2 and min(self.MINI_MASK_SHAPE) >= 1, "MINI_MASK_SHAPE",
                f"must be (height, width) >= 1, got {self.MINI_MASK_SHAPE}")
+
+    def _validate_training(self) -> None:
+        """Box deltas, loss weights, learning rate and weight decay."""
         for name in ("RPN_BBOX_STD_DEV", "BBOX_STD_DEV"):
             value = getattr(self, name)
             _check(len(value) == 4 and np.all(value > 0), name, f"must be 4 positive numbers, got {value}")
@@ -305,7 +324,6 @@ class Config:
                f"unknown loss name(s) {sorted(unknown_losses)}; expected {sorted(Config.LOSS_WEIGHTS)}")
         _check(self.LEARNING_RATE > 0, "LEARNING_RATE", f"must be > 0, got {self.LEARNING_RATE}")
         _check(self.WEIGHT_DECAY >= 0, "WEIGHT_DECAY", f"must be >= 0, got {self.WEIGHT_DECAY}")
-        return self
 
     # ---- small derived helpers used across the package -------------------------------------
 

@@ -6,7 +6,8 @@
 mAP@0.5 is the mean over images of matterport's per-image VOC AP (``compute_ap``, mask IoU);
 the COCO numbers come from pycocotools. Shapes ground truth is exported to a COCO JSON first
 (``export_coco``), so both kinds of data go through the same COCOeval code. Without --config,
-the ``config.json`` of the run directory the weights belong to is used.
+``config.json`` beside the weights or of the run directory they belong to is used
+(``mrcnn.model_files.find_config``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from mrcnn.errors import InputError
 
 # Seed of the default shapes evaluation images: far from training seeds (mrcnn.train uses 0..).
 SHAPES_EVAL_SEED = 20_000_003
@@ -48,18 +51,6 @@ def add_parser(subparsers):
     add_arguments(parser)
     parser.set_defaults(func=run)
     return parser
-
-
-def find_config(weights, config=None):
-    """--config, else config.json beside the weights or in their run directory."""
-    if config:
-        return Path(config)
-    weights = Path(weights).resolve()
-    for folder in (weights.parent, weights.parent.parent):
-        if (folder / "config.json").is_file():
-            return folder / "config.json"
-    raise FileNotFoundError(f"no --config given and no config.json next to {weights} or in "
-                            f"its run directory")
 
 
 def load_eval_data(args, work_dir):
@@ -128,8 +119,11 @@ def run(args) -> int:
     from mrcnn.config import Config
     from mrcnn.evaluate import format_coco_table
     from mrcnn.model import MaskRCNN
+    from mrcnn.model_files import load_config
 
-    config = Config.from_json(str(find_config(args.weights, args.config)))
+    # A dataset evaluation needs the config the model was trained with (image size, anchors):
+    # a config file, never one inferred from the weights.
+    config = load_config(args.config, args.weights, infer=False)
     if args.min_confidence is not None:
         config = Config.from_dict({**_fields(config), "DETECTION_MIN_CONFIDENCE":
                                    args.min_confidence})
@@ -167,7 +161,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return run(args)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, InputError) as error:
         print(f"mrcnn evaluate: error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
 

@@ -108,7 +108,7 @@ class MaskRCNN:
             return
         import tensorflow as tf
 
-        from mrcnn.training import MaskRCNNTrainer, build_training_graph
+        from mrcnn.trainer import MaskRCNNTrainer, build_training_graph
 
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope():
@@ -201,7 +201,7 @@ class MaskRCNN:
         Returns the keras History; per-epoch train and validation losses are in it.
         """
         self._require_mode("training", "train")
-        from mrcnn.training import make_optimizer, set_trainable
+        from mrcnn.trainer import make_optimizer, set_trainable
 
         train_data = self._as_tf_dataset(train_dataset, augmentation, shuffle=True, seed=seed)
         val_data = None

@@ -5,7 +5,7 @@ Layout of a run directory (``RunDir``)::
     config.json                 the Config the run trains with (Config.to_json)
     run.json                    args, dataset summary, class names, strategy, status (+ reason)
     metrics.jsonl               one JSON object per step and per epoch ("event": "step"/"epoch")
-    tb/train, tb/val            TensorBoard event files (written by mrcnn.train)
+    tb/train, tb/val            TensorBoard event files (written by mrcnn train)
     checkpoints/epoch_0001.h5   weights after epoch 1 (matterport HDF5 layout)
     checkpoints/epoch_0003_step_0025.h5   weights at global step 25, epoch 3 unfinished (stop)
     checkpoints/index.json      the list of *good* checkpoints, oldest first
@@ -24,7 +24,9 @@ import os
 import time
 from pathlib import Path
 
-STATUSES = ("running", "finished", "stopped", "failed")
+# run.json "status": a live run, then how it ended (also the status of the "end" event).
+RUNNING, FINISHED, STOPPED, FAILED = "running", "finished", "stopped", "failed"
+STATUSES = (RUNNING, FINISHED, STOPPED, FAILED)
 STOP_FILE = "STOP"
 INDEX_FILE = "index.json"
 
@@ -183,6 +185,24 @@ class RunDir:
     def clear_stop(self) -> None:
         if self.stop_path.exists():
             self.stop_path.unlink()
+
+
+def find_last_checkpoint(runs_root, exclude_dir=None):
+    """The newest good checkpoint (path) of any run directory under ``runs_root`` (None if none).
+
+    ``exclude_dir``: a run directory to skip (the run that is about to start).
+    """
+    best = None
+    root = Path(runs_root)
+    if not root.is_dir():
+        return None
+    for child in root.iterdir():
+        if exclude_dir is not None and child.resolve() == Path(exclude_dir).resolve():
+            continue
+        entry = RunDir(child).last_checkpoint() if child.is_dir() else None
+        if entry and (best is None or os.path.getmtime(entry["path"]) > os.path.getmtime(best)):
+            best = entry["path"]
+    return best
 
 
 def resume_epoch(entry: dict) -> int:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mrcnn.errors import WeightsFileError
+
 HISTOGRAM_BINS = 50
 # |w| below this everywhere, or a kernel whose spread is below it: the layer computes nothing.
 DEAD_THRESHOLD = 1e-8
@@ -138,7 +140,7 @@ def _name_list(group, name):
     return [_decode(v) for v in values]
 
 
-class NotKeras2WeightsError(ValueError):
+class NotKeras2WeightsError(WeightsFileError, ValueError):
     """An HDF5 file without ``layer_names``: not a Keras-2 (matterport layout) weights file."""
 
 

@@ -51,6 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mrcnn.errors import TraceFileError  # noqa: F401  (imported from here too)
+
 # Stage keys in pipeline order; the viewer's stepper follows this order.
 STAGE_ORDER = (
     "input", "anchors", "rpn/scores", "rpn/deltas", "proposals/pre_nms", "proposals/post_nms",
@@ -61,10 +63,6 @@ ACTIVATION_PREFIX = "activations/"
 _KEY_SEPARATOR = "::"
 _META_KEY = "__meta__"
 FORMAT_VERSION = 1
-
-
-class TraceFileError(ValueError):
-    """A file is not a readable trace."""
 
 
 @dataclass

@@ -22,26 +22,12 @@ import h5py
 import keras
 import numpy as np
 
+from mrcnn.errors import WeightsError, WeightsFileError, WeightsMismatchError  # noqa: F401
+
 # Layers whose shapes depend on NUM_CLASSES: exclude them to fine-tune COCO weights on new classes.
 CLASS_COUNT_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
 # Keras 2 split attributes larger than the HDF5 object header limit into name0, name1, ...
 HDF5_OBJECT_HEADER_LIMIT = 64512
-
-
-class WeightsError(Exception):
-    """Base class of weight-file errors."""
-
-
-class WeightsFileError(WeightsError):
-    """The file is not a readable HDF5 weights file in the expected layout."""
-
-
-class WeightsMismatchError(WeightsError):
-    """The file's weight shapes do not fit the model; ``report`` says which."""
-
-    def __init__(self, message: str, report: "WeightsReport"):
-        super().__init__(message)
-        self.report = report
 
 
 @dataclass

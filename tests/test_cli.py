@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import skimage.io
 
-from mrcnn import cli
+from mrcnn import cli, model_files
+from mrcnn.errors import ClassNamesError
 from mrcnn.trace_data import Trace
 
 
@@ -154,10 +155,10 @@ def test_bad_config_file(files, tmp_path, capsys):
 
 
 def test_config_inferred_from_weights(files, capsys):
-    values = cli.infer_config_values(cli.read_weight_shapes(files / "tiny.h5"))
+    values = model_files.infer_config_values(model_files.read_weight_shapes(files / "tiny.h5"))
     assert values == {"NUM_CLASSES": 4, "BACKBONE": "resnet18", "POOL_SIZE": 7,
                       "FPN_CLASSIF_FC_LAYERS_SIZE": 64, "TOP_DOWN_PYRAMID_SIZE": 32}
-    config = cli.load_config(None, files / "tiny.h5", "detect")
+    config = model_files.load_config(None, files / "tiny.h5", "detect")
     assert config.NUM_CLASSES == 4 and config.BACKBONE == "resnet18"
     assert "inferred from" in capsys.readouterr().err
 
@@ -169,15 +170,15 @@ def test_config_inferred_from_weights(files, capsys):
     ({"res2a_branch2a", "res2a_branch2c", "res4w_branch2c"}, "resnet101"),
 ])
 def test_backbone_inference(present, expected):
-    assert cli.infer_config_values({name: {"kernel": (1,)} for name in present})["BACKBONE"] == expected
+    assert model_files.infer_config_values({name: {"kernel": (1,)} for name in present})["BACKBONE"] == expected
 
 
 def test_class_names_file(tmp_path):
     path = tmp_path / "names.json"
     path.write_text('["BG", "a", "b"]')
-    assert cli.read_class_names(path, 3) == ["BG", "a", "b"]
-    with pytest.raises(cli.CliError, match="names.json"):
-        cli.read_class_names(path, 5)
+    assert model_files.read_class_names(path, 3) == ["BG", "a", "b"]
+    with pytest.raises(ClassNamesError, match="names.json"):
+        model_files.read_class_names(path, 5)
 
 
 def test_train_and_evaluate_hooks_delegate(monkeypatch, capsys):
@@ -206,10 +207,10 @@ def test_python_dash_m_help():
 
 
 def test_default_class_names_are_cocos_for_81_classes():
-    names = cli.default_class_names(81)
+    names = model_files.default_class_names(81)
     assert len(names) == 81 and names[0] == "BG"
     assert names[1] == "person" and names[80] == "toothbrush" and names[16] == "cat"
-    assert cli.default_class_names(4) == ["BG", "class 1", "class 2", "class 3"]
+    assert model_files.default_class_names(4) == ["BG", "class 1", "class 2", "class 3"]
 
 
 def test_resources_coco_names_match_the_package_list():
@@ -219,7 +220,7 @@ def test_resources_coco_names_match_the_package_list():
 
     path = Path(__file__).resolve().parent.parent / "resources" / "coco_class_names.txt"
     assert path.read_text().splitlines() == COCO_CLASS_NAMES
-    assert cli.read_class_names(path, 81) == COCO_CLASS_NAMES
+    assert model_files.read_class_names(path, 81) == COCO_CLASS_NAMES
 
 
 def test_81_class_weights_infer_matterports_coco_config(tmp_path, capsys):
@@ -232,6 +233,6 @@ def test_81_class_weights_infer_matterports_coco_config(tmp_path, capsys):
             group = f.create_group(layer)
             group.attrs["weight_names"] = [f"{layer}/kernel:0".encode()]
             group.create_dataset(f"{layer}/kernel:0", data=np.zeros(shape, np.float32))
-    config = cli.load_config(None, path, "detect")
+    config = model_files.load_config(None, path, "detect")
     assert config.NAME == "coco" and config.NUM_CLASSES == 81
     assert config.BACKBONE == "resnet50" and config.DETECTION_MIN_CONFIDENCE == 0.7

@@ -17,7 +17,9 @@ import pytest
 
 from tiny_config import TinyConfig
 from mrcnn.runs import RunDir
-from mrcnn.train import NAN_HOOK_ENV, EventWriter, StopFlag, strategy_kind, watch_parent
+from mrcnn.train_events import NAN_HOOK_ENV, EventWriter
+from mrcnn.train_setup import strategy_kind
+from mrcnn.train_stop import StopFlag, watch_parent
 
 TESTS_DIR = Path(__file__).parent
 LOSS_KEYS = ("loss", "rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
@@ -361,7 +363,7 @@ from tiny_config import TinyConfig
 from mrcnn.data.pipeline import build_training_inputs, image_rng
 from mrcnn.data.shapes import ShapesDataset
 from mrcnn.model import MaskRCNN
-from mrcnn.training import make_optimizer, set_trainable
+from mrcnn.trainer import make_optimizer, set_trainable
 
 class Config(TinyConfig):
     IMAGES_PER_GPU = 2
@@ -443,7 +445,7 @@ def test_zero_gt_image_losses(tiny_config):
     """No instances: finite losses, no box / mask loss at all, and finite gradients."""
     from mrcnn.data.shapes import ShapesDataset
     from mrcnn.model import MaskRCNN
-    from mrcnn.training import make_optimizer, set_trainable
+    from mrcnn.trainer import make_optimizer, set_trainable
 
     class EmptyShapes(ShapesDataset):
         def load_mask(self, image_id):
@@ -476,7 +478,7 @@ def test_overfit_three_images(tiny_config):
     from mrcnn.config import Config
     from mrcnn.data.shapes import ShapesDataset
     from mrcnn.model import MaskRCNN
-    from mrcnn.training import make_optimizer, set_trainable
+    from mrcnn.trainer import make_optimizer, set_trainable
 
     keras.utils.set_random_seed(0)
     config = Config.from_dict({**json.loads(tiny_config.to_json()), "IMAGES_PER_GPU": 3})

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mrcnn.model import MaskRCNN
-from mrcnn.training import LAYER_REGEX, LOSS_NAMES, iter_layers, set_trainable
+from mrcnn.trainer import LAYER_REGEX, LOSS_NAMES, iter_layers, set_trainable
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_weight_decay_is_matterports_l2_without_gamma_and_beta(model):
 def test_one_step_changes_only_trainable_weights(model):
     from mrcnn.data.pipeline import build_training_inputs
     from mrcnn.data.shapes import ShapesDataset
-    from mrcnn.training import make_optimizer
+    from mrcnn.trainer import make_optimizer
 
     dataset = ShapesDataset()
     dataset.load_shapes(2, 128, 128, seed=3)
@@ -131,7 +131,7 @@ def test_make_optimizer_sgd_or_adam_with_clipping():
     import keras
 
     from mrcnn.config import Config, ConfigError
-    from mrcnn.training import make_optimizer
+    from mrcnn.trainer import make_optimizer
 
     config = Config()
     sgd = make_optimizer(config, 0.02)
@@ -164,7 +164,7 @@ class _BnTrainer:
 
 
 def test_precise_bn_sets_moving_stats_to_the_average_of_batch_stats():
-    from mrcnn.training import recompute_batchnorm_statistics
+    from mrcnn.trainer import recompute_batchnorm_statistics
 
     rng = np.random.default_rng(0)
     batches = [rng.normal(loc, scale, size=(6, 3)).astype(np.float32)
@@ -179,7 +179,7 @@ def test_precise_bn_sets_moving_stats_to_the_average_of_batch_stats():
 
 
 def test_precise_bn_leaves_frozen_batchnorm_alone():
-    from mrcnn.training import recompute_batchnorm_statistics
+    from mrcnn.trainer import recompute_batchnorm_statistics
 
     trainer = _BnTrainer(train_bn=False)
     batch = np.full((4, 3), 7.0, np.float32)

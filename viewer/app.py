@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mrcnn-viewer", description="Step through Mask R-CNN's pipeline for one image.")
     parser.add_argument("image", nargs="?", help="image to open (traced when a model is given)")
     parser.add_argument("--weights", help="model weights (.h5, Keras HDF5)")
-    parser.add_argument("--config", help="model config JSON (default: inferred from the weights)")
+    parser.add_argument("--config", help="model config JSON (default: config.json beside the "
+                        "weights or in their run directory, else inferred from the weights)")
     parser.add_argument("--class-names", help="class names file (.txt one per line, or JSON list)")
     parser.add_argument("--demo", action="store_true",
                         help="use the built-in demo model (the default when nothing is named)")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
+from viewer.error_messages import describe_error  # noqa: F401  (the jobs' failed dialogs)
+
 DEMO_DIR = Path(__file__).resolve().parent.parent / "resources" / "demo"
 LOADING_TF = "Loading TensorFlow…"
 
@@ -43,10 +45,12 @@ def demo_model_spec(folder=DEMO_DIR) -> ModelSpec | None:
     weights = sorted(folder.glob("*.h5")) if folder.is_dir() else []
     if not weights:
         return None
-    config = folder / "config.json"
+    from mrcnn.model_files import find_config  # the one config-lookup rule (TF-free)
+
+    config = find_config(weights[0])
     names = next((p for p in (folder / "class_names.txt", folder / "class_names.json")
                   if p.is_file()), None)
-    return ModelSpec(weights=str(weights[0]), config=str(config) if config.is_file() else "",
+    return ModelSpec(weights=str(weights[0]), config=str(config) if config else "",
                      class_names=str(names) if names else "", demo=True)
 
 
@@ -64,15 +68,16 @@ class TraceResult:
 # ---- default steps (lazy imports: TensorFlow only on the worker thread) -------------------
 
 def read_image(path):
-    """[H, W, 3] uint8; errors name the file."""
-    from mrcnn.cli import read_image as cli_read_image
+    """[H, W, 3] uint8; errors (ImageFileError) name the file."""
+    from mrcnn.model_files import read_image as read_image_file
 
-    return cli_read_image(path)
+    return read_image_file(path)
 
 
 def load_model(spec: ModelSpec, step):
     """(inference MaskRCNN with weights, class names or None); ``step(text)`` between steps."""
-    from mrcnn.cli import default_class_names, load_config, read_class_names, read_weight_shapes
+    from mrcnn.model_files import (default_class_names, load_config, read_class_names,
+                                   read_weight_shapes)
 
     read_weight_shapes(spec.weights)  # a bad file fails here, before TensorFlow loads
     config = load_config(spec.config or None, spec.weights, "viewer")
@@ -100,53 +105,6 @@ def compute_weight_stats(model):
 
     # Plain dicts: what Session.weight_stats / the weights panel take.
     return stats_to_dicts(weight_stats(model))
-
-
-# ---- errors --------------------------------------------------------------------------------
-
-_ADVICE = {
-    "image": ("Cannot open image", "Choose a PNG, JPEG, BMP or TIFF image file."),
-    "weights": ("Cannot read weights", "Choose a Keras HDF5 (.h5) weights file saved by mrcnn or "
-                                       "by matterport's Mask_RCNN."),
-    "mismatch": ("Weights do not fit the model",
-                 "Use the config the weights were trained with (NUM_CLASSES, BACKBONE and head "
-                 "sizes must match), or leave the config empty to infer it from the weights."),
-    "config": ("Invalid config", "Fix the field named above in the config JSON, or leave the "
-                                 "config empty to infer it from the weights."),
-    "memory": ("Out of memory", "Use a smaller image size (IMAGE_MAX_DIM / IMAGE_MIN_DIM in the "
-                                "config), close other programs using the GPU, or run on the CPU "
-                                "(start the viewer with CUDA_VISIBLE_DEVICES= )."),
-    "dataset": ("Cannot open dataset", "Choose a COCO instances JSON and the folder holding its "
-                                       "images (file_name in the JSON is relative to it), or "
-                                       "generate a Shapes dataset."),
-    "trace": ("Cannot open trace", "Choose a .npz file written by 'mrcnn trace' or by the viewer's "
-                                   "File > Save trace."),
-}
-
-
-def describe_error(error: BaseException, step: str = "") -> tuple[str, str]:
-    """(title, message) for a dialog: what happened and what to do. No TensorFlow import."""
-    name = type(error).__name__
-    text = str(error).strip() or name
-    if name == "ResourceExhaustedError" or isinstance(error, MemoryError) or "OOM" in text:
-        kind = "memory"
-    elif name == "WeightsMismatchError" or ("NUM_CLASSES" in text and "weights" in text.lower()):
-        kind = "mismatch"
-    elif step == "dataset":
-        kind = "dataset"
-    elif name == "ConfigError" or (name == "CliError" and ".json:" in text):
-        kind = "config"
-    elif name in ("WeightsError", "WeightsFileError") or step == "weights":
-        kind = "weights"
-    elif name == "TraceFileError" or step == "trace":
-        kind = "trace"
-    elif name == "DatasetError" or step == "image":
-        kind = "image"
-    else:
-        return ("Unexpected error", f"{name}: {text}\n\nThe window keeps working; the details "
-                                    "were printed to the terminal.")
-    title, advice = _ADVICE[kind]
-    return title, f"{text}\n\nWhat to do: {advice}"
 
 
 # ---- the worker -----------------------------------------------------------------------------

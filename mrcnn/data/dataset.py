@@ -26,9 +26,7 @@ import os
 
 import numpy as np
 
-
-class DatasetError(ValueError):
-    """A dataset file or record is malformed; the message names the file and the record."""
+from mrcnn.errors import DatasetError  # noqa: F401  (imported from here too)
 
 
 class Dataset:

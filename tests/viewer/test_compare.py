@@ -15,6 +15,7 @@ import pytest
 import shiboken6
 from fake_trace import make_fake_trace
 
+from mrcnn.errors import WeightsMismatchError
 from viewer.compare import CompareWindow
 from viewer.compare_data import (ONLY_A, ONLY_B, TIME_PREFIX, count_rows, detections_above,
                                  pair_detections)
@@ -65,7 +66,7 @@ def _factory(traces_by_weights, fail=(), gate=None, entered=None):
     def loader(spec, step):
         step(LOADING_TF)
         if spec.weights in fail:
-            raise type("WeightsMismatchError", (Exception,), {})(
+            raise WeightsMismatchError(
                 "mrcnn_class_logits: kernel shape in model (64, 5) vs in file (64, 4)")
         return spec.weights, None
 

@@ -6,6 +6,7 @@ import threading
 import numpy as np
 import pytest
 
+from mrcnn import errors
 from viewer.workers import (LOADING_TF, JobRunner, ModelSpec, TraceWorker, demo_model_spec,
                             describe_error)
 
@@ -45,11 +46,8 @@ def test_worker_reports_steps_and_finishes(qtbot, fake_trace):
 
 
 def test_worker_failure_becomes_title_and_message(qtbot, fake_trace):
-    class WeightsMismatchError(Exception):
-        pass
-
     def bad_loader(spec, step):
-        raise WeightsMismatchError("mrcnn_class_logits: model (1024, 4), file (1024, 81)")
+        raise errors.WeightsMismatchError("mrcnn_class_logits: model (1024, 4), file (1024, 81)")
 
     runner = JobRunner()
     worker = _worker(fake_trace)
@@ -149,6 +147,15 @@ def test_busy_indicator_and_cancel_button(window, fake_trace, qtbot):
     assert window.session.trace is None
 
 
+# The library's own error types; TensorFlow's OOM error by its name (no TF import here).
+ERROR_TYPES = {"ResourceExhaustedError": type("ResourceExhaustedError", (Exception,), {}),
+               "MemoryError": MemoryError, "WeightsMismatchError": errors.WeightsMismatchError,
+               "WeightsFileError": errors.WeightsFileError, "ConfigError": errors.ConfigError,
+               "TraceFileError": errors.TraceFileError, "DatasetError": errors.DatasetError,
+               "ImageFileError": errors.ImageFileError,
+               "ClassNamesError": errors.ClassNamesError, "KeyError": KeyError}
+
+
 @pytest.mark.parametrize("name, text, title", [
     ("ResourceExhaustedError", "OOM when allocating tensor", "Out of memory"),
     ("MemoryError", "", "Out of memory"),
@@ -157,10 +164,12 @@ def test_busy_indicator_and_cancel_button(window, fake_trace, qtbot):
     ("ConfigError", "IMAGE_MAX_DIM must be a multiple of 64", "Invalid config"),
     ("TraceFileError", "t.npz: not a trace", "Cannot open trace"),
     ("DatasetError", "cannot read image", "Cannot open image"),
+    ("ImageFileError", "x.png: cannot read image file", "Cannot open image"),
+    ("ClassNamesError", "names.txt: 3 class names for NUM_CLASSES=5", "Cannot read class names"),
     ("KeyError", "boom", "Unexpected error"),
 ])
 def test_describe_error(name, text, title):
-    error = MemoryError() if name == "MemoryError" else type(name, (Exception,), {})(text)
+    error = MemoryError() if name == "MemoryError" else ERROR_TYPES[name](text)
     got_title, message = describe_error(error)
     assert got_title == title
     assert text in message

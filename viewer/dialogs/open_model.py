@@ -33,7 +33,8 @@ class OpenModelDialog(QDialog):
         self.weights_edit = QLineEdit()
         self.weights_edit.setPlaceholderText("mask_rcnn_*.h5 (Keras HDF5 weights)")
         self.config_edit = QLineEdit()
-        self.config_edit.setPlaceholderText("optional: config JSON (else inferred from the weights)")
+        self.config_edit.setPlaceholderText("optional: config JSON (else config.json beside the "
+                                            "weights or in their run, else inferred from them)")
         self.names_edit = QLineEdit()
         self.names_edit.setPlaceholderText("optional: class names (.txt one per line, or JSON list)")
         form = QFormLayout()

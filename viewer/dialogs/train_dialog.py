@@ -15,7 +15,6 @@ the device list from the driver (``viewer.training.devices``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -143,13 +142,11 @@ class TrainDialog(TrainDialogSections, QDialog):
     def base_values(self) -> dict:
         """The base config's fields (before the dialog's edits); ValueError names the source."""
         from mrcnn.runs import read_json
-        from mrcnn.train import default_config_values
+        from mrcnn.model_files import default_config_values
 
         base = self.base_combo.currentData()
         if base == "defaults":
-            namespace = argparse.Namespace(dataset=self.kind(),
-                                           shapes_size=self.shapes_size.value())
-            return dict(default_config_values(namespace))
+            return dict(default_config_values(self.kind(), self.shapes_size.value()))
         path = self.demo_spec.config if base == "demo" and self.demo_spec else self.base_file.text()
         try:
             values = read_json(path.strip(), "config file")

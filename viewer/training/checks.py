@@ -1,7 +1,7 @@
 """What the training dialog checks before a run, without TensorFlow; and its settings values.
 
 Class counts come from the COCO JSON (json) and from the weights file (h5py); the newest
-checkpoint from ``mrcnn.train.find_last_checkpoint`` (TF-free at import). ``widget_value`` and
+checkpoint from ``mrcnn.runs.find_last_checkpoint`` (TF-free at import). ``widget_value`` and
 ``set_widget_value`` turn the dialog's input widgets into QSettings values and back.
 """
 
@@ -86,7 +86,7 @@ def weights_class_count(path) -> int | None:
 
 def newest_checkpoint(runs_root) -> str | None:
     """The newest checkpoint of any run under ``runs_root``; None when there is none."""
-    from mrcnn.train import find_last_checkpoint
+    from mrcnn.runs import find_last_checkpoint
 
     try:
         return find_last_checkpoint(runs_root)

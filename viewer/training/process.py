@@ -1,6 +1,6 @@
 """One ``mrcnn train`` child process (``TrainingProcess``) and a TensorBoard server for a run.
 
-The child writes JSON lines on stdout (``mrcnn.train``'s docstring lists the events) and its
+The child writes JSON lines on stdout (``mrcnn.train_events`` lists them) and its
 log on stderr. ``TrainingProcess`` splits both streams into lines however the reads cut them,
 turns each stdout line into a signal per event kind, keeps the last stderr lines for crash
 reports, and stops the child in three steps: a STOP file (the child finishes its step and writes
@@ -26,13 +26,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
-from mrcnn.runs import RunDir
+from mrcnn.runs import FAILED, FINISHED, STOPPED, RunDir  # noqa: F401 (states here too)
+from mrcnn.train_events import CHECKPOINT, END, END_STATUSES, EPOCH, ERROR, START, STEP
 from viewer.training.request import TrainRequest
 
 # States of a TrainingProcess: the first four while the child lives, then how it ended
-# (the final ones are the run statuses of mrcnn.runs).
+# (FINISHED, STOPPED, FAILED: the run statuses of mrcnn.runs).
 IDLE, STARTING, RUNNING, STOPPING = "idle", "starting", "running", "stopping"
-FINISHED, STOPPED, FAILED = "finished", "stopped", "failed"
 LIVE_STATES = (STARTING, RUNNING, STOPPING)
 
 STOP_GRACE_MS = 60_000   # Stop button: time to finish the step and checkpoint before SIGTERM
@@ -97,8 +97,8 @@ def describe_exit(exit_code: int, crashed: bool, end_event: dict | None, errors:
     viewer killed it after a stop request went unanswered.
     """
     if end_event is not None:
-        status = end_event.get("status") if end_event.get("status") in (FINISHED, STOPPED,
-                                                                          FAILED) else FAILED
+        status = end_event.get("status")
+        status = status if status in END_STATUSES else FAILED
         reason = str(end_event.get("reason") or (errors[-1] if errors else ""))
         return status, _with_oom_hint(reason)
     if killed:
@@ -297,14 +297,14 @@ class TrainingProcess(QObject):
                 self.noiseLine.emit(line)
             return
         kind = record["event"]
-        if kind == "error":
+        if kind == ERROR:
             self.errors.append(str(record.get("message", "")))
             self.errorEvent.emit(self.errors[-1])
-        elif kind == "end":
+        elif kind == END:
             self.end_event = record
         self.event.emit(record)
-        signal_for = {"start": self.startEvent, "step": self.stepEvent, "epoch": self.epochEvent,
-                      "checkpoint": self.checkpointEvent, "end": self.endEvent}.get(kind)
+        signal_for = {START: self.startEvent, STEP: self.stepEvent, EPOCH: self.epochEvent,
+                      CHECKPOINT: self.checkpointEvent, END: self.endEvent}.get(kind)
         if signal_for is not None:
             signal_for.emit(record)
 

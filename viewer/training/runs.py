@@ -19,14 +19,14 @@ import numpy as np
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 
-from mrcnn.runs import RunDir
+from mrcnn.runs import RUNNING, RunDir
+from mrcnn.train_events import CHECKPOINT, EPOCH, ERROR, START, STEP, TOTAL_LOSS, VAL_PREFIX
+from mrcnn.train_events import LOSS_NAMES as TRAINER_LOSS_NAMES
 from viewer.training.process import (FAILED, FINISHED, LIVE_STATES, STOPPED, STOPPING,
                                      TrainingProcess)
 from viewer.training.request import TrainRequest
 
-# The total + mrcnn.training.LOSS_NAMES (not imported: that module loads TensorFlow).
-LOSS_NAMES = ("loss", "rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
-              "mrcnn_mask_loss")
+LOSS_NAMES = (TOTAL_LOSS,) + TRAINER_LOSS_NAMES  # the curves: the total, then each loss
 SPLITS = ("train", "val")
 INTERRUPTED = "interrupted"  # run.json says running, but its process is gone
 LOG_LINES = 5000             # log lines kept per run in memory
@@ -48,9 +48,9 @@ class Curves:
     def add(self, record: dict) -> bool:
         """Take one metrics record / event; True when a curve changed."""
         kind, step = record.get("event"), record.get("step")
-        if step is None or kind not in ("step", "epoch"):
+        if step is None or kind not in (STEP, EPOCH):
             return False
-        split, prefix = ("train", "") if kind == "step" else ("val", "val_")
+        split, prefix = ("train", "") if kind == STEP else ("val", VAL_PREFIX)
         changed = False
         for name in LOSS_NAMES:
             key = prefix + name
@@ -159,7 +159,7 @@ class RunRecord(QObject):
         self.description = self.description or describe_run(record)
         self.planned_epochs = int((record.get("args") or {}).get("epochs") or 0)
         self.external_pid = 0
-        if self.status == "running" and not self.is_live():
+        if self.status == RUNNING and not self.is_live():
             pid = int(record.get("pid", 0) or 0)
             if pid_alive(pid):
                 self.external_pid = pid
@@ -174,8 +174,8 @@ class RunRecord(QObject):
             self.curves = Curves()
             records = self.run_dir.read_metrics()
             self.curves.extend(records)
-            steps = [r for r in records if r.get("event") == "step"]
-            epochs = [r for r in records if r.get("event") == "epoch"]
+            steps = [r for r in records if r.get("event") == STEP]
+            epochs = [r for r in records if r.get("event") == EPOCH]
             self.last_step = self.last_step or (steps[-1] if steps else {})
             self.last_epoch = self.last_epoch or (epochs[-1] if epochs else {})
         return self.curves
@@ -219,20 +219,20 @@ class RunRecord(QObject):
 
     def _on_event(self, record: dict) -> None:
         kind = record["event"]
-        if kind == "start":
+        if kind == START:
             self.start_info = record
             self.last_step = {}
-        elif kind == "step":
+        elif kind == STEP:
             self.last_step = record
-        elif kind == "epoch":
+        elif kind == EPOCH:
             self.last_epoch = record
-        elif kind == "checkpoint":
+        elif kind == CHECKPOINT:
             self.checkpointsChanged.emit()
-        elif kind == "error":
+        elif kind == ERROR:
             self.reason = str(record.get("message", ""))
         if self.curves is not None and self.curves.add(record):
             self.curvesChanged.emit()
-        if kind in ("start", "step", "epoch", "error"):
+        if kind in (START, STEP, EPOCH, ERROR):
             self.changed.emit()
 
     def _append_log(self, line: str) -> None:

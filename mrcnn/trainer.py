@@ -26,9 +26,7 @@ from mrcnn.graph_front import build_graph_front
 from mrcnn.heads import build_fpn_mask_graph, fpn_classifier_graph
 from mrcnn.imaging import parse_image_meta_tf
 from mrcnn.layers.detection_targets import DetectionTargetLayer
-
-LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
-              "mrcnn_mask_loss")
+from mrcnn.train_events import LOSS_NAMES
 
 # Layer-name regexes for the `layers` argument of train(), as in matterport.
 _HEADS = r"(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)"

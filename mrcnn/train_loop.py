@@ -1,0 +1,138 @@
+"""One training run from parsed arguments to its "end" event: start, record, fit, finish.
+
+``mrcnn.train.run_training`` calls these in order once the data has been loaded:
+
+    start_run      seed, precision, strategy, config (written to the run directory), the model
+                   and its initial weights (or the checkpoint a --resume continues from)
+    record_start   run.json (status running) and the "start" event
+    fit            the input pipelines and callbacks (mrcnn.train_callbacks), Keras' fit, and
+                   the run's end: finished, stopped (RunStopped) or failed (LossNotFinite)
+
+Importing this module does not load TensorFlow; ``start_run`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+from mrcnn.optimizer_state import optimizer_state_path
+from mrcnn.runs import FAILED, FINISHED, RUNNING, STOPPED, RunDir, default_run_dir, resume_epoch
+from mrcnn.train_events import END, ERROR, EXIT_FAILED, EXIT_OK, START
+from mrcnn.train_setup import (build_config, choose_strategy, input_pipelines,
+                               load_initial_weights, task_index)
+from mrcnn.train_stop import LossNotFinite, RunStopped
+
+log = logging.getLogger("mrcnn.train")
+
+
+@dataclass
+class StartedRun:
+    """A run whose directory, config and model are ready to fit."""
+
+    run_dir: RunDir
+    model: object                 # mrcnn.model.MaskRCNN in training mode
+    strategy: dict                # choose_strategy's description: kind, name, replicas, chief
+    init: dict | None             # how the weights were initialised (run.json "init")
+    resume_entry: dict | None     # the checkpoint a --resume continues from
+    augmentation: object          # mrcnn.data.augment's parsed --augment
+
+    @property
+    def chief(self) -> bool:
+        return self.strategy["chief"]
+
+
+def start_run(args, run_dir, resume_entry, train_data) -> StartedRun:
+    """Seed, strategy, config (written to the run directory) and the model with its weights."""
+    import keras
+
+    from mrcnn.data.augment import parse_augmentation
+    from mrcnn.model import MaskRCNN
+
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        log.info("mixed precision: mixed_float16")
+    keras.utils.set_random_seed(args.seed)
+    strategy, strategy_info = choose_strategy()
+    saved_config = run_dir.config_path if args.resume and run_dir.config_path.is_file() else None
+    config = build_config(args, train_data, strategy_info["replicas"], saved_config)
+    if run_dir is None:
+        run_dir = RunDir(default_run_dir(config.NAME or "mrcnn"))
+    if not strategy_info["chief"]:
+        # Other workers of a multi-worker run keep their records apart from the chief's.
+        run_dir = RunDir(run_dir.path / f"worker_{task_index()}")
+    run_dir.create()
+    args.run_dir = str(run_dir.path)  # so a later failure is recorded in this directory
+    if not saved_config:
+        config.to_json(run_dir.config_path)
+    augmentation = parse_augmentation(args.augment)
+
+    model = MaskRCNN("training", config, run_dir.path, strategy=strategy)
+    if resume_entry is not None:
+        model.load_weights(resume_entry["path"])
+        model.epoch = resume_epoch(resume_entry)
+        init = {"resumed_from": resume_entry["path"]}
+    else:
+        init = load_initial_weights(model, args, run_dir)
+    return StartedRun(run_dir, model, strategy_info, init, resume_entry, augmentation)
+
+
+def record_start(args, run: StartedRun, events, summary, train_data, val_data) -> int:
+    """Write run.json (status running) and emit the "start" event; returns the initial epoch."""
+    run_dir, config, init = run.run_dir, run.model.config, run.init
+    initial_epoch = run.model.epoch
+    argv = args.argv if not args.resume else run_dir.read_run().get("argv", []) + args.argv
+    run_dir.update_run(
+        argv=argv, args={k: v for k, v in vars(args).items() if k != "argv"}, dataset=summary,
+        class_names=list(train_data.class_names), strategy=run.strategy, init=init,
+        status=RUNNING, reason="", pid=os.getpid(), initial_epoch=initial_epoch,
+        started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    events.emit(START, run_dir=str(run_dir.path), epochs=args.epochs,
+                initial_epoch=initial_epoch, steps_per_epoch=int(config.STEPS_PER_EPOCH),
+                validation_steps=int(config.VALIDATION_STEPS) if val_data is not None else 0,
+                batch_size=int(config.BATCH_SIZE), learning_rate=_learning_rate(args, config),
+                layers=args.layers, strategy=run.strategy["name"],
+                replicas=run.strategy["replicas"], class_names=list(train_data.class_names),
+                resumed_from=init.get("resumed_from") if init else None)
+    return initial_epoch
+
+
+def _learning_rate(args, config) -> float:
+    return args.learning_rate or config.LEARNING_RATE
+
+
+def fit(args, run: StartedRun, events, stop_flag, train_data, val_data) -> int:
+    """Fit until ``--epochs`` with the run's callbacks; returns the exit code."""
+    from mrcnn.train_callbacks import close_callbacks, training_callbacks
+
+    model, run_dir = run.model, run.run_dir
+    initial_epoch = model.epoch
+    train_tf, val_tf, precise_bn = input_pipelines(
+        args, model.config, train_data, val_data, run.augmentation, run.strategy["replicas"],
+        initial_epoch)
+    callbacks = training_callbacks(model, run_dir, events, stop_flag, args.epochs,
+                                   initial_epoch, run.chief, precise_bn)
+    resume = run.resume_entry
+    try:
+        model.train(train_tf, val_tf, learning_rate=_learning_rate(args, model.config),
+                    epochs=args.epochs, layers=args.layers, custom_callbacks=callbacks,
+                    seed=args.seed,
+                    optimizer_state=optimizer_state_path(resume["path"]) if resume else None)
+    except RunStopped as stop:
+        close_callbacks(callbacks)
+        return finish(run_dir, events, STOPPED, str(stop), EXIT_OK)
+    except LossNotFinite as error:
+        close_callbacks(callbacks)
+        events.emit(ERROR, message=str(error))
+        return finish(run_dir, events, FAILED, str(error), EXIT_FAILED)
+    close_callbacks(callbacks)
+    return finish(run_dir, events, FINISHED, f"reached epoch {args.epochs}", EXIT_OK)
+
+
+def finish(run_dir, events, status, reason, code) -> int:
+    """Record ``status`` in run.json, emit the "end" event; returns ``code``."""
+    run_dir.set_status(status, reason)
+    events.emit(END, status=status, reason=reason)
+    return code
