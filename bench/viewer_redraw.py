@@ -20,13 +20,12 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "viewer"))
 
 TARGET_MS = 50.0
 
 
 def build_trace():
-    from fake_trace import make_fake_trace
+    from mrcnn.synthetic_trace import make_fake_trace
 
     return make_fake_trace(1024, 1024, num_pre_nms=6000, num_proposals=1000, num_detections=30,
                            strides=(4, 8, 16, 32, 64), scales=(32, 64, 128, 256, 512))

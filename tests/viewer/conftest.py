@@ -9,7 +9,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_trace import make_fake_trace  # noqa: E402
+from mrcnn.synthetic_trace import make_fake_trace  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,7 @@
 """Training dialog: the request it builds (parsed back by mrcnn.train), its checks, devices."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -401,36 +399,6 @@ def test_proc_fallback_when_nvidia_smi_fails(tmp_path):
     assert read_proc_gpus(tmp_path / "none") == []
     with pytest.raises(ValueError, match="unexpected line"):
         parse_nvidia_smi("No devices were found\n")
-
-
-# ---- no TensorFlow in the GUI process ----------------------------------------------------------
-
-
-def test_dialog_never_imports_tensorflow(tmp_path):
-    write_weights(tmp_path / "w.h5", num_classes=81)
-    (tmp_path / "images").mkdir()
-    write_coco(tmp_path / "t.json")
-    script = f"""
-import sys
-from PySide6.QtWidgets import QApplication
-from PySide6.QtCore import QSettings
-app = QApplication([])
-from viewer.dialogs.train_dialog import TrainDialog
-d = TrainDialog(runs_root={str(tmp_path / 'runs')!r},
-                settings=QSettings({str(tmp_path / 's.ini')!r}, QSettings.Format.IniFormat))
-d.kind_combo.setCurrentIndex(1)
-d.train_json.setText({str(tmp_path / 't.json')!r}); d.train_images.setText({str(tmp_path / 'images')!r})
-d.init_buttons["file"].setChecked(True); d.init_file.setText({str(tmp_path / 'w.h5')!r})
-d.init_file.editingFinished.emit(); d.aug_hflip.setChecked(True)
-assert d.validate() == [], d.validate()
-d.request()
-print(sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
-"""
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60, env=env, cwd=str(Path(__file__).parents[2]))
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_stage_args_keeps_a_request_without_description():

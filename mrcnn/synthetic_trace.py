@@ -162,41 +162,18 @@ def make_fake_trace(height=256, width=320, num_pre_nms=500, num_proposals=100, n
     scores = np.clip(1.3 * best_iou + rng.normal(0, 0.05, len(anchors)), 0, 1) ** 1.5
     scores = scores.astype(np.float32)
 
-    # Pre-NMS: the top anchors moved part of the way to their best ground truth box.
-    order = np.argsort(-scores, kind="stable")[:num_pre_nms].astype(np.int32)
-    sizes = np.stack([anchors[:, 2] - anchors[:, 0], anchors[:, 3] - anchors[:, 1]] * 2, axis=1)
-    pull = np.where(best_iou > 0.1, 0.6, 0.0)[:, None]
-    moved = anchors + pull * (gt_boxes[best_gt] - anchors) + rng.normal(0, 0.04, anchors.shape) * sizes
-    deltas = _encode(anchors, moved)
-    unclipped = moved[order].astype(np.float32)
-    bounds = np.array([-top, -left, side - top, side - left], np.float32)
-    clipped = np.stack([np.clip(unclipped[:, i], bounds[i % 2], bounds[2 + i % 2])
-                        for i in range(4)], axis=1).astype(np.float32)
-    post_rows = _nms(clipped, 0.7, num_proposals)
-    if len(post_rows) < num_proposals:  # too few survivors: keep the next boxes by score
-        extra = np.setdiff1d(np.arange(len(clipped)), post_rows)[:num_proposals - len(post_rows)]
-        post_rows = np.concatenate([post_rows, extra]).astype(np.int32)
-    proposals = clipped[post_rows]
-
     stages = {
         "input": {"image": image, "molded": molded},
         "anchors": {"boxes": anchors, "levels": levels},
         "rpn/scores": {"scores": scores},
-        "rpn/deltas": {"deltas": deltas},
-        "proposals/pre_nms": {"boxes": clipped, "unclipped": unclipped, "scores": scores[order],
-                              "anchor_indices": order},
-        "proposals/post_nms": {"boxes": proposals, "scores": scores[order][post_rows],
-                               "indices": post_rows},
+        **_proposal_stages(anchors, scores, gt_boxes[best_gt], best_iou, (side, top, left),
+                           num_pre_nms, num_proposals, rng),
     }
     _heads(stages, gt_boxes, gt_class_ids, gt_masks, (height, width), rng)
     if with_gt:
         _targets(stages, gt_boxes, gt_class_ids, gt_masks, anchor_iou, rng)
     _activations(stages, side, rng)
-    timings = {"mold": 0.004, "features": 0.21, "rpn": 0.03, "proposals": 0.05, "classifier": 0.04,
-               "detection": 0.01, "mask": 0.03, "postprocess": 0.02}
-    if with_gt:
-        timings["targets"] = 0.05
-    timings["total"] = float(sum(timings.values()))
+    timings = _timings(with_gt)
     trace = Trace(stages=stages, meta={
         "config": {"NAME": "fake", "NUM_CLASSES": len(CLASS_NAMES), "BACKBONE_STRIDES": list(strides),
                    "RPN_ANCHOR_SCALES": list(scales), "RPN_ANCHOR_RATIOS": list(ratios),
@@ -214,6 +191,45 @@ def make_fake_trace(height=256, width=320, num_pre_nms=500, num_proposals=100, n
     })
     trace.meta["counts"] = trace.counts()
     return trace
+
+
+def _proposal_stages(anchors, scores, matched_gt, best_iou, frame, num_pre_nms, num_proposals,
+                     rng) -> dict:
+    """rpn/deltas and proposals/*: anchors pulled toward ``matched_gt`` (each anchor's best GT
+    box), the top ``num_pre_nms`` by score clipped to the molded ``frame`` (side, top, left)."""
+    side, top, left = frame
+    # Pre-NMS: the top anchors moved part of the way to their best ground truth box.
+    order = np.argsort(-scores, kind="stable")[:num_pre_nms].astype(np.int32)
+    sizes = np.stack([anchors[:, 2] - anchors[:, 0], anchors[:, 3] - anchors[:, 1]] * 2, axis=1)
+    pull = np.where(best_iou > 0.1, 0.6, 0.0)[:, None]
+    moved = anchors + pull * (matched_gt - anchors) + rng.normal(0, 0.04, anchors.shape) * sizes
+    deltas = _encode(anchors, moved)
+    unclipped = moved[order].astype(np.float32)
+    bounds = np.array([-top, -left, side - top, side - left], np.float32)
+    clipped = np.stack([np.clip(unclipped[:, i], bounds[i % 2], bounds[2 + i % 2])
+                        for i in range(4)], axis=1).astype(np.float32)
+    post_rows = _nms(clipped, 0.7, num_proposals)
+    if len(post_rows) < num_proposals:  # too few survivors: keep the next boxes by score
+        extra = np.setdiff1d(np.arange(len(clipped)), post_rows)[:num_proposals - len(post_rows)]
+        post_rows = np.concatenate([post_rows, extra]).astype(np.int32)
+    proposals = clipped[post_rows]
+    return {
+        "rpn/deltas": {"deltas": deltas},
+        "proposals/pre_nms": {"boxes": clipped, "unclipped": unclipped, "scores": scores[order],
+                              "anchor_indices": order},
+        "proposals/post_nms": {"boxes": proposals, "scores": scores[order][post_rows],
+                               "indices": post_rows},
+    }
+
+
+def _timings(with_gt) -> dict:
+    """Made-up seconds per traced step, with their total."""
+    timings = {"mold": 0.004, "features": 0.21, "rpn": 0.03, "proposals": 0.05, "classifier": 0.04,
+               "detection": 0.01, "mask": 0.03, "postprocess": 0.02}
+    if with_gt:
+        timings["targets"] = 0.05
+    timings["total"] = float(sum(timings.values()))
+    return timings
 
 
 def _heads(stages, gt_boxes, gt_class_ids, gt_masks, shape, rng):
