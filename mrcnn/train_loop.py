@@ -115,20 +115,19 @@ def fit(args, run: StartedRun, events, stop_flag, train_data, val_data) -> int:
     callbacks = training_callbacks(model, run_dir, events, stop_flag, args.epochs,
                                    initial_epoch, run.chief, precise_bn)
     resume = run.resume_entry
+    status, reason, code = FINISHED, f"reached epoch {args.epochs}", EXIT_OK
     try:
         model.train(train_tf, val_tf, learning_rate=_learning_rate(args, model.config),
                     epochs=args.epochs, layers=args.layers, custom_callbacks=callbacks,
                     seed=args.seed,
                     optimizer_state=optimizer_state_path(resume["path"]) if resume else None)
     except RunStopped as stop:
-        close_callbacks(callbacks)
-        return finish(run_dir, events, STOPPED, str(stop), EXIT_OK)
+        status, reason = STOPPED, str(stop)
     except LossNotFinite as error:
-        close_callbacks(callbacks)
         events.emit(ERROR, message=str(error))
-        return finish(run_dir, events, FAILED, str(error), EXIT_FAILED)
-    close_callbacks(callbacks)
-    return finish(run_dir, events, FINISHED, f"reached epoch {args.epochs}", EXIT_OK)
+        status, reason, code = FAILED, str(error), EXIT_FAILED
+    close_callbacks(callbacks)  # fit ended by an exception does not close them itself
+    return finish(run_dir, events, status, reason, code)
 
 
 def finish(run_dir, events, status, reason, code) -> int:
