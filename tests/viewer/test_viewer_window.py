@@ -154,18 +154,18 @@ def test_export_png_trace_and_detections(window, trace_file, tmp_path, qtbot):
     window.open_trace(trace_file)
     window.session.set_stage("composite")
     qtbot.wait(50)
-    png = window.export_view_png(tmp_path / "view.png")
+    png = window.exports.export_view_png(tmp_path / "view.png")
     assert png is not None and os.path.getsize(png) > 0
     image = skimage.io.imread(png)
     assert image.ndim == 3 and image.shape[0] > 50 and image.shape[1] > 50
     assert image[..., :3].reshape(-1, 3).std(axis=0).max() > 5  # not one flat colour
-    saved = window.save_trace(tmp_path / "again.npz")
+    saved = window.exports.save_trace(tmp_path / "again.npz")
     from mrcnn.trace_data import Trace
 
     again = Trace.load(saved)
     np.testing.assert_array_equal(again["detections"]["boxes"],
                                   window.session.trace["detections"]["boxes"])
-    out = window.export_detections(tmp_path / "detections.json")
+    out = window.exports.export_detections(tmp_path / "detections.json")
     records = json.loads(open(out).read())
     assert len(records) == len(window.session.trace["detections"]["scores"])
     assert {"box", "class_name", "score"} <= set(records[0])
@@ -173,7 +173,7 @@ def test_export_png_trace_and_detections(window, trace_file, tmp_path, qtbot):
 
 def test_export_to_missing_folder_shows_error(window, trace_file, tmp_path, dialogs):
     window.open_trace(trace_file)
-    assert window.export_view_png(tmp_path / "no" / "such" / "view.png") is None
+    assert window.exports.export_view_png(tmp_path / "no" / "such" / "view.png") is None
     assert dialogs and dialogs[-1][0] == "Export failed"
 
 
@@ -186,7 +186,7 @@ def test_bad_image_shows_error_and_window_keeps_working(window, trace_file, tmp_
     title, message = dialogs[-1]
     assert title == "Cannot open image"
     assert "broken.png" in message and "What to do" in message
-    assert not window.runner.is_busy() and not window.cancel_button.isVisible()
+    assert not window.document.runner.is_busy() and not window.cancel_button.isVisible()
     # Still works: a trace opens and the stages step.
     assert window.open_trace(trace_file)
     window.session.step_stage(-100)
