@@ -17,12 +17,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QMenu, QSlider, QSpinBox,
-                               QStackedWidget, QToolButton, QVBoxLayout, QWidget)
+                               QToolButton, QWidget)
 
 from viewer.panels.canvas_arrays import (box_of, heat_rgba, mask_image, molded_rect,
                                          outline_arrays, pick_box, refined_box_of_roi)
 from viewer.panels.canvas_grid import RawMaskGrid
 from viewer.panels.canvas_plans import ANCHOR_SAMPLE, Overlay, ViewState, class_colour, plan
+from viewer.panels.kit import SessionPanel
 from viewer.session import SELECTION_STAGES
 
 __all__ = ["CanvasPanel", "class_colour", "outline_arrays", "pick_box"]
@@ -60,12 +61,11 @@ def _rect(xywh) -> QRectF:
     return QRectF(*(float(v) for v in xywh))
 
 
-class CanvasPanel(QWidget):
+class CanvasPanel(SessionPanel):
     """The image view of the current stage; follows the Session, clicks select boxes."""
 
     def __init__(self, session, parent=None):
-        super().__init__(parent)
-        self.session = session
+        super().__init__(session, EMPTY_HINT, parent)
         self.level = 2
         self.anchor_mode = "sample"
         self.highlighted: dict = {}       # trace stage key -> box drawn highlighted
@@ -77,14 +77,14 @@ class CanvasPanel(QWidget):
         self._lut = _lut()
         self._build_controls()
         self._build_view()
-        session.traceChanged.connect(self._on_trace)
+        self.follow(session.traceChanged, self._on_trace, lambda: session.trace)
         for signal in (session.stageChanged, session.selectionChanged,
                        session.scoreThresholdChanged, session.overlaysChanged):
             signal.connect(self.redraw)
         session.scoreThresholdChanged.connect(self._sync_controls)
         session.overlaysChanged.connect(self._sync_controls)
         session.stageChanged.connect(self._sync_stage_controls)
-        self._on_trace(session.trace)
+        self.sync()
         self._sync_stage_controls()
 
     # ---- widgets -------------------------------------------------------------------------
@@ -169,20 +169,13 @@ class CanvasPanel(QWidget):
         views.setContentsMargins(0, 0, 0, 0)
         views.addWidget(self.view, 3)
         views.addWidget(self.grid_view, 1)
-        self.empty_hint = QLabel(EMPTY_HINT)
-        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_hint.setWordWrap(True)
-        self.empty_hint.setStyleSheet("background: rgb(30, 30, 34); color: rgb(200, 200, 205);")
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.empty_hint)
-        self.stack.addWidget(views_box)
+        self.empty_hint = self.hint
+        self.hint.setStyleSheet("background: rgb(30, 30, 34); color: rgb(200, 200, 205);")
+        self.set_content(views_box)
         self.stack.setMinimumSize(320, 240)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(2)
-        layout.addLayout(self._controls)
-        layout.addWidget(self.stack, 1)
-        layout.addWidget(self.info)
+        self.panel_layout.setSpacing(2)
+        self.panel_layout.insertLayout(0, self._controls)
+        self.panel_layout.addWidget(self.info)
 
     def _curve(self, name: str) -> pg.PlotCurveItem:
         curve = self.curves.get(name)
@@ -230,7 +223,7 @@ class CanvasPanel(QWidget):
     # ---- session -> drawing --------------------------------------------------------------
 
     def _on_trace(self, trace):
-        self.stack.setCurrentIndex(0 if trace is None else 1)
+        self.show_content(trace is not None)
         self.grid_view.reset()
         self._base_key = self._mask_key = self._plan_key = None
         if trace is not None and "input" in trace:
