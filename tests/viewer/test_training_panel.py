@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from mrcnn.runs import RunDir
 from test_training_process import FAKE_TRAINER, FakeRequest, gone
-from viewer.training import panel as panel_module
+from viewer.training import closing as panel_module
 from viewer.training.panel import TrainingPanel
 from viewer.training.window_actions import checkpoint_label
 from viewer.training.request import TrainRequest
