@@ -4,6 +4,9 @@ path runs and is tested without a window.
 
 ``Document`` owns the two job runners (tracing, and datasets that open beside a running trace),
 the loaded model and its class names, the weight-statistics cache and the dataset image shown.
+Tracing jobs all run on one long-lived model thread (``viewer.model_thread``): the model is
+built, loaded and called there only; the Document keeps it as an opaque handle to give the
+next job, never calling it.
 Results go into the ``Session`` (trace, weight statistics, dataset, dataset row); what to tell
 the user goes out as ``session.set_status`` / ``session.report_error``. The window adds menus,
 docks and dialogs on top (``viewer.main_window``).
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from viewer.model_thread import ModelThreadRunner
 from viewer.recent import TRACE_SUFFIXES, sibling_image
 from viewer.weight_stats_cache import WeightStatsCache
 from viewer.workers import DatasetWorker, JobRunner, ModelSpec, TraceWorker, describe_error
@@ -39,7 +43,7 @@ class Document(QObject):
         self.recent = recent
         self.worker_factory = worker_factory or TraceWorker
         self.dataset_worker_factory = dataset_worker_factory or DatasetWorker
-        self.runner = JobRunner(self)
+        self.runner = ModelThreadRunner(self)
         self.dataset_runner = JobRunner(self)  # datasets open beside a running trace
         self.model_spec: ModelSpec | None = None
         self.model = None                 # the loaded MaskRCNN, handed to the next job
@@ -98,10 +102,10 @@ class Document(QObject):
             self.runner.cancel()
 
     def close(self, wait_ms: int = 10000) -> None:
-        """Cancel every job and wait for their threads (window close)."""
-        for runner in (self.runner, self.dataset_runner):
-            runner.cancel()
-            runner.wait(wait_ms)
+        """Cancel every job, wait for them, and end the model thread (window close)."""
+        self.dataset_runner.cancel()
+        self.dataset_runner.wait(wait_ms)
+        self.runner.shutdown(wait_ms)
 
     def _model_for_next_job(self, spec):
         if spec is not None:

@@ -172,3 +172,43 @@ def test_weight_stats_cache_keys_on_the_weights_file(tmp_path):
     assert cache.get(spec) is None
     assert cache.get(ModelSpec(weights=str(tmp_path / "missing.h5"))) is None
     assert cache.get(None) is None
+
+
+def test_model_thread_runs_every_job_on_one_thread_in_order(qtbot, fake_trace):
+    import threading
+
+    from viewer.model_thread import ModelThreadRunner
+
+    release = threading.Event()
+    threads, order, finished = [], [], []
+
+    def make(name, block=False):
+        def load(spec, step):
+            threads.append(threading.get_ident())
+            return _Model(), None
+
+        def trace(model, image, names):
+            threads.append(threading.get_ident())
+            order.append(name)
+            if block:
+                release.wait(10)
+            return fake_trace
+
+        return TraceWorker(name, ModelSpec(weights="w.h5"), load_model_fn=load, trace_fn=trace,
+                           read_image_fn=lambda path: np.zeros((8, 8, 3), np.uint8),
+                           stats_fn=False)
+
+    runner = ModelThreadRunner()
+    runner.finished.connect(finished.append)
+    first = runner.start(make("first", block=True))
+    qtbot.waitUntil(lambda: order == ["first"], timeout=TIMEOUT_MS)
+    second = runner.start(make("second"))  # supersedes: first's result will be dropped
+    assert first.cancel_requested and runner.is_busy()
+    release.set()
+    qtbot.waitUntil(lambda: len(finished) == 1, timeout=TIMEOUT_MS)
+    assert finished[0].image_path == "second" and order == ["first", "second"]
+    assert len(set(threads)) == 1 and threads[0] != threading.get_ident()
+    assert runner.wait(TIMEOUT_MS) and not second.cancel_requested
+    qtbot.wait(50)
+    assert len(finished) == 1  # nothing late from the first job
+    assert runner.shutdown(TIMEOUT_MS) and not runner.is_running()
