@@ -321,3 +321,27 @@ def test_trace_without_detections_steps_through_every_stage(window, tmp_path, qt
         qtbot.wait(1)
     assert window.detections_table.model.rowCount() == 0 and dialogs == []
     assert "found nothing" in window.detections_table.hint.text()
+
+
+def test_raw_mask_grid_click_selects_and_outlines_the_detection(window, trace_file, qtbot):
+    import pyqtgraph as pg
+
+    from viewer.panels.canvas_arrays import GRID_CELL
+
+    window.open_trace(trace_file)
+    window.session.set_stage("raw_masks")
+    grid = window.canvas.grid_view
+    rows = grid.rows
+    assert grid.isVisible() and len(rows) == len(window.session.trace["detections"]["scores"])
+    assert grid.item.image.shape[:2] == (GRID_CELL * -(-len(rows) // grid.columns),
+                                         GRID_CELL * grid.columns)
+    qtbot.wait(10)
+    # The centre of cell 1 (row 0, column 1) of the grid image.
+    scene = grid.vb.mapViewToScene(pg.Point(1.5 * GRID_CELL, 0.5 * GRID_CELL))
+    qtbot.mouseClick(grid.viewport(), Qt.MouseButton.LeftButton, pos=grid.mapFromScene(scene))
+    qtbot.waitUntil(lambda: window.session.selection is not None, timeout=2000)
+    assert window.session.selection == Selection("detection", int(rows[1]))
+    x, y = grid.outline.xData, grid.outline.yData
+    np.testing.assert_array_equal(x[:5], [GRID_CELL, 2 * GRID_CELL, 2 * GRID_CELL, GRID_CELL,
+                                          GRID_CELL])
+    np.testing.assert_array_equal(y[:5], [0, 0, GRID_CELL, GRID_CELL, 0])
