@@ -50,7 +50,7 @@ class CompareWindow(QMainWindow):
     """Two checkpoints on one image, side by side.
 
     ``specs`` / ``labels``: models A and B and how to name them. ``worker_factory(image_path,
-    spec, model, class_names)`` -> TraceWorker (as ``MainWindow.worker_factory``; tests inject
+    spec, model, class_names)`` -> TraceWorker (as ``Document.worker_factory``; tests inject
     fake loaders). Closing the window cancels the tracing.
     """
 
