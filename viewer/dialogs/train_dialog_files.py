@@ -1,4 +1,4 @@
-"""The training dialog's file-system side, Qt-free: checks of the COCO folders and the run
+"""The training dialog's file-system side (no widgets): checks of the COCO folders and the run
 directory (each problem names its field), and the requested config file a run starts from."""
 
 from __future__ import annotations
