@@ -63,7 +63,8 @@ class CompareWindow(QMainWindow):
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.image_path = os.fspath(image_path)
         self.worker_factory = worker_factory or TraceWorker
-        # No parent: it may outlive the window (see compare_runners), a worker step cannot be cut short.
+        # No parent: it may outlive the window (see compare_runners), a worker step cannot be
+        # cut short.
         self.runner = JobRunner()
         keep_runner(self.runner)
         self.sides = [CompareSide(name, str(label), spec, self)
@@ -128,8 +129,8 @@ class CompareWindow(QMainWindow):
             PAIR_COLUMNS, f"A's and B's detections paired by class and IoU ≥ {IOU_THRESHOLD}; "
                           "click a row to highlight the pair on both sides")
         self.pairs_table.itemSelectionChanged.connect(self._on_pair_selected)
-        self.counts_table = read_only_table(COUNT_COLUMNS, "Items per trace stage and milliseconds per "
-                                                  "step for A and B", stretch_column=0)
+        self.counts_table = read_only_table(COUNT_COLUMNS, "Items per trace stage and milliseconds "
+                                            "per step for A and B", stretch_column=0)
         tables = QSplitter(Qt.Orientation.Horizontal)
         tables.addWidget(self._titled("Detections", self.pairs_hint, self.pairs_table))
         tables.addWidget(self._titled("Per-stage counts and times", None, self.counts_table))

@@ -186,8 +186,8 @@ def test_dataset_classes_that_do_not_fit_the_model_trace_without_gt(window, qtbo
 
 def test_dataset_image_without_a_model_shows_its_ground_truth(window, qtbot):
     window.open_dataset(DatasetSpec("shapes", count=3, height=64, width=64, seed=5), row=1)
-    qtbot.waitUntil(lambda: window.session.trace is not None and not window.document.runner.is_busy(),
-                    timeout=10000)
+    qtbot.waitUntil(lambda: window.session.trace is not None
+                    and not window.document.runner.is_busy(), timeout=10000)
     trace = window.session.trace
     gt = window.session.dataset.ground_truth(1)
     assert set(trace.stages) == {"input", "gt"} and trace.class_names[1:] == [

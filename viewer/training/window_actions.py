@@ -85,14 +85,12 @@ class TrainingActions:
 
         image = self.document.image_file
         if not image:
-            self.session.report_error("No image to compare on", "Open an image first (File > Open image, "
-                            "Ctrl+O): the comparison traces it with both checkpoints.")
+            self.session.report_error("No image to compare on", "Open an image first (File > "
+                                      "Open image, Ctrl+O): the comparison traces it with both "
+                                      "checkpoints.")
             return
-        try:
-            from viewer.compare import CompareWindow
-        except ImportError as error:
-            self.session.report_error("Comparison unavailable", f"The compare window cannot open: {error}")
-            return
+        from viewer.compare import CompareWindow  # on first use: the window stays light to start
+
         config = config if os.path.isfile(config) else ""
         specs = (ModelSpec(weights=weights_a, config=config),
                  ModelSpec(weights=weights_b, config=config))
@@ -114,8 +112,8 @@ class TrainingActions:
         if not paths:
             return
         if len(paths) != 2:
-            self.session.report_error("Compare checkpoints", f"Choose exactly two weights files (got "
-                            f"{len(paths)}); Ctrl+click selects the second one.")
+            self.session.report_error("Compare checkpoints", f"Choose exactly two weights files "
+                                      f"(got {len(paths)}); Ctrl+click selects the second one.")
             return
         config = Path(paths[0]).parent.parent / "config.json"  # <run>/checkpoints/x.h5
         self.compare_checkpoints(paths[0], paths[1], str(config))
@@ -123,14 +121,11 @@ class TrainingActions:
     def open_dataset_inspector(self) -> None:
         dataset = self.session.dataset
         if dataset is None:
-            self.session.set_status("Open a dataset first (File > Open dataset…, Ctrl+D); the inspector "
-                            "shows its statistics.")
+            self.session.set_status("Open a dataset first (File > Open dataset…, Ctrl+D); the "
+                                    "inspector shows its statistics.")
             return
-        try:
-            from viewer.inspector import DatasetInspector
-        except ImportError as error:
-            self.session.report_error("Dataset inspector unavailable", f"It cannot open: {error}")
-            return
+        from viewer.inspector import DatasetInspector  # on first use, like the compare window
+
         inspector = DatasetInspector(dataset, parent=self.window)
         self.child_windows.append(inspector)
         inspector.show()
