@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, Signal
 
 from viewer.model_thread import ModelThreadRunner
 from viewer.recent import TRACE_SUFFIXES, sibling_image
@@ -56,6 +56,9 @@ class Document(QObject):
         self._job_spec: ModelSpec | None = None
         self._pending_dataset_image = None
         self._connect()
+        app = QCoreApplication.instance()
+        if app is not None:  # the model thread must end before Qt tears the application down
+            app.aboutToQuit.connect(self.close)
 
     def _connect(self):
         session = self.session
