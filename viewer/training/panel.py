@@ -221,12 +221,7 @@ class TrainingPanel(QWidget):
 
     def new_run(self) -> None:
         """Ask for a run with the training dialog and start it."""
-        try:
-            from viewer.dialogs.train_dialog import TrainDialog
-        except ImportError as error:
-            QMessageBox.warning(self, "Training dialog unavailable",
-                                f"The training dialog cannot be opened: {error}")
-            return
+        from viewer.dialogs.train_dialog import TrainDialog  # on first use: a big dialog module
         dialog = TrainDialog(self, runs_root=self.runs_root,
                              current_dataset=self.current_dataset())
         if dialog.exec():
