@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from mrcnn.boxes import compute_overlaps
+from mrcnn.targets import NEGATIVE, NEGATIVE_IOU, NEUTRAL, POSITIVE, POSITIVE_IOU
 from mrcnn.trace_data import Trace
 
 CLASS_NAMES = ("BG", "square", "circle", "triangle")
-POSITIVE, NEGATIVE, NEUTRAL = 1, -1, 0
 RAW_MASK = 28
 
 
 def _iou(boxes, others):
-    """[N, M] IoU of pixel boxes [N, 4] and [M, 4] ``[y1, x1, y2, x2]``."""
-    y1 = np.maximum(boxes[:, None, 0], others[None, :, 0])
-    x1 = np.maximum(boxes[:, None, 1], others[None, :, 1])
-    y2 = np.minimum(boxes[:, None, 2], others[None, :, 2])
-    x2 = np.minimum(boxes[:, None, 3], others[None, :, 3])
-    inter = np.clip(y2 - y1, 0, None) * np.clip(x2 - x1, 0, None)
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    area_o = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-    return inter / np.maximum(area[:, None] + area_o[None, :] - inter, 1e-6)
+    """[N, M] IoU of pixel boxes [N, 4] and [M, 4] ``[y1, x1, y2, x2]`` (the library's)."""
+    return compute_overlaps(boxes, others)
 
 
 def _encode(boxes, targets):
@@ -293,8 +287,8 @@ def _targets(stages, gt_boxes, gt_class_ids, gt_masks, anchor_iou, rng):
     anchors = stages["anchors"]["boxes"]
     best = anchor_iou.max(axis=1)
     match = np.full(len(anchors), NEUTRAL, np.int32)
-    match[best < 0.3] = NEGATIVE
-    match[best >= 0.7] = POSITIVE
+    match[best < NEGATIVE_IOU] = NEGATIVE
+    match[best >= POSITIVE_IOU] = POSITIVE
     match[anchor_iou.argmax(axis=0)] = POSITIVE
     positive = np.flatnonzero(match == POSITIVE)
     if len(positive) > 128:

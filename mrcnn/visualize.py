@@ -335,19 +335,15 @@ def _anchors_figure(trace, stage):
 
 def _rpn_scores_figure(trace, stage):
     """Max foreground score per feature cell, one heat map per pyramid level."""
+    from mrcnn.trace_views import max_score_per_cell  # local: one call site, shared with the viewer
+
     scores, levels = stage["scores"], trace["anchors"]["levels"]
-    shapes = trace.meta.get("level_shapes") or []
-    stride = int(trace.meta.get("config", {}).get("RPN_ANCHOR_STRIDE", 1))
     unique = np.unique(levels)
     fig, axes = _figure(1, len(unique), 3.0, "RPN foreground score (max over anchors per cell)")
     for ax, level in zip(axes.ravel(), unique):
-        level_scores = scores[levels == level]
-        index = int(level) - int(unique[0])
-        if index < len(shapes):
-            h, w = (-(-int(d) // stride) for d in shapes[index])
-            level_scores = level_scores.reshape(h, w, -1).max(axis=2)
-        else:
-            level_scores = level_scores[None]
+        level_scores = max_score_per_cell(trace, int(level))
+        if level_scores is None:  # shape unknown: the level's scores as one row
+            level_scores = scores[levels == level][None]
         image = ax.imshow(level_scores, cmap="magma", vmin=0, vmax=1)
         ax.set_title(f"P{level}")
         ax.axis("off")

@@ -115,7 +115,7 @@ def main(argv=None) -> int:
         window.session.traceChanged.connect(
             lambda trace: _first_trace_ready(app, window, trace, args))
     window.show()
-    window.pending_stage = args.stage
+    window.document.pending_stage = args.stage
     if args.panel in window.docks:
         window.docks[args.panel].raise_()
     if args.trace:

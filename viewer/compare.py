@@ -17,18 +17,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QColor, QFont, QImage, QKeySequence
-from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QFileDialog,
-                               QHeaderView, QLabel, QMainWindow,
-                               QSplitter, QTableWidget, QTableWidgetItem, QToolBar, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QSplitter, QToolBar,
+                               QVBoxLayout, QWidget)
 
 from viewer.compare_data import (COUNTLESS_STAGES, IOU_THRESHOLD, ONLY_A, ONLY_B, TIME_PREFIX,
                                  DetectionPair, count_rows, detections_above, pair_detections,
                                  stage_counts)
 from viewer.compare_export import PNG_SCALE, render_side_by_side, save_side_by_side
+from viewer.compare_runners import keep_runner, retire_runner
 from viewer.compare_side import DEFAULT_STAGE, ERROR_HINT_STYLE, CompareSide
+from viewer.compare_tables import read_only_table, table_item
 from viewer.stages import STAGE_KEYS, VIEW_STAGES
 from viewer.status_bar import build_busy_status_bar, screen_fitted_size
 from viewer.workers import JobRunner, ModelSpec, TraceWorker
@@ -42,50 +42,15 @@ SIDE_NAMES = ("A", "B")
 PAIR_COLUMNS = ("class", "score A", "score B", "IoU", "match")
 COUNT_COLUMNS = ("stage", "A", "B", "B − A")
 DEFAULT_SIZE = (1400, 940)
-RETIRE_POLL_MS = 200        # how often a closed window's runner is checked for finished threads
 ONLY_TINT = QColor(255, 160, 40, 60)
 DASH = "—"
-
-# Every window's runner, kept after its window is destroyed until its worker thread ends (a model
-# load cannot be interrupted), so no QThread is destroyed while running.
-_RUNNERS: set = set()
-_QUIT_HOOKED = False
-
-
-
-def _item(text, align_right=False, tint=None, tip=""):
-    item = QTableWidgetItem(text)
-    if align_right:
-        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-    if tint is not None:
-        item.setBackground(tint)
-    if tip:
-        item.setToolTip(tip)
-    return item
-
-
-def _table(columns, tip, stretch_column=-1) -> QTableWidget:
-    """A read-only, row-selecting table; ``stretch_column`` takes the spare width."""
-    table = QTableWidget(0, len(columns))
-    table.setHorizontalHeaderLabels(list(columns))
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.verticalHeader().setVisible(False)
-    table.verticalHeader().setDefaultSectionSize(22)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setSectionResizeMode(stretch_column % len(columns), QHeaderView.ResizeMode.Stretch)
-    header.setMinimumSectionSize(56)
-    table.setToolTip(tip)
-    return table
 
 
 class CompareWindow(QMainWindow):
     """Two checkpoints on one image, side by side.
 
     ``specs`` / ``labels``: models A and B and how to name them. ``worker_factory(image_path,
-    spec, model, class_names)`` -> TraceWorker (as ``MainWindow.worker_factory``; tests inject
+    spec, model, class_names)`` -> TraceWorker (as ``Document.worker_factory``; tests inject
     fake loaders). Closing the window cancels the tracing.
     """
 
@@ -98,9 +63,10 @@ class CompareWindow(QMainWindow):
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.image_path = os.fspath(image_path)
         self.worker_factory = worker_factory or TraceWorker
-        # No parent: it may outlive the window (see _RUNNERS), a worker step cannot be cut short.
+        # No parent: it may outlive the window (see compare_runners), a worker step cannot be
+        # cut short.
         self.runner = JobRunner()
-        _keep(self.runner)
+        keep_runner(self.runner)
         self.sides = [CompareSide(name, str(label), spec, self)
                       for name, label, spec in zip(SIDE_NAMES, labels, specs)]
         self.pairs: list[DetectionPair] = []
@@ -116,7 +82,7 @@ class CompareWindow(QMainWindow):
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(self._on_failed)
         self.runner.cancelled.connect(self._on_cancelled)
-        self.destroyed.connect(lambda *_, runner=self.runner: _retire(runner))
+        self.destroyed.connect(lambda *_, runner=self.runner: retire_runner(runner))
         self._update_tables()
         self._start_side(0)
 
@@ -159,12 +125,12 @@ class CompareWindow(QMainWindow):
         self.pairs_hint = QLabel()
         self.pairs_hint.setWordWrap(True)
         self.pairs_hint.setContentsMargins(6, 2, 6, 2)
-        self.pairs_table = _table(
+        self.pairs_table = read_only_table(
             PAIR_COLUMNS, f"A's and B's detections paired by class and IoU ≥ {IOU_THRESHOLD}; "
                           "click a row to highlight the pair on both sides")
         self.pairs_table.itemSelectionChanged.connect(self._on_pair_selected)
-        self.counts_table = _table(COUNT_COLUMNS, "Items per trace stage and milliseconds per "
-                                                  "step for A and B", stretch_column=0)
+        self.counts_table = read_only_table(COUNT_COLUMNS, "Items per trace stage and milliseconds "
+                                            "per step for A and B", stretch_column=0)
         tables = QSplitter(Qt.Orientation.Horizontal)
         tables.addWidget(self._titled("Detections", self.pairs_hint, self.pairs_table))
         tables.addWidget(self._titled("Per-stage counts and times", None, self.counts_table))
@@ -379,7 +345,7 @@ class CompareWindow(QMainWindow):
             cells = (name, DASH if a is None else fmt(a), DASH if b is None else fmt(b),
                      DASH if diff is None else ("+" if diff > 0 else "") + fmt(diff))
             for column, text in enumerate(cells):
-                item = _item(text, align_right=column > 0)
+                item = table_item(text, align_right=column > 0)
                 if column == 3 and diff:
                     font = QFont(item.font())
                     font.setBold(True)
@@ -443,7 +409,7 @@ class CompareWindow(QMainWindow):
                  DASH if pair.score_b is None else f"{pair.score_b:.3f}",
                  DASH if pair.iou is None else f"{pair.iou:.2f}", match)
         for column, text in enumerate(cells):
-            self.pairs_table.setItem(row, column, _item(text, column in (1, 2, 3), tint, tip))
+            self.pairs_table.setItem(row, column, table_item(text, column in (1, 2, 3), tint, tip))
 
     # ---- export --------------------------------------------------------------------------
 
@@ -470,34 +436,3 @@ class CompareWindow(QMainWindow):
             return None
         self.status_label.setText(f"Exported {path}")
         return path
-
-
-def _keep(runner: JobRunner) -> None:
-    """Hold ``runner`` until its threads end after its window is gone; stop it at app quit."""
-    global _QUIT_HOOKED
-    _RUNNERS.add(runner)
-    app = QApplication.instance()
-    if app is not None and not _QUIT_HOOKED:
-        _QUIT_HOOKED = True
-        app.aboutToQuit.connect(_stop_all)
-
-
-def _stop_all() -> None:
-    """The app is quitting: cancel every comparison and let its thread end (a step may take
-    seconds) before Qt destroys the QThreads."""
-    for runner in list(_RUNNERS):
-        runner.cancel()
-        runner.wait(10000)
-
-
-def _retire(runner: JobRunner) -> None:
-    """Cancel the runner of a destroyed window; drop it once its worker threads have ended."""
-    runner.cancel()
-
-    def check():
-        if runner.wait(0):
-            _RUNNERS.discard(runner)
-        else:
-            QTimer.singleShot(RETIRE_POLL_MS, check)
-
-    check()

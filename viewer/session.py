@@ -56,8 +56,10 @@ class Session(QObject):
         self.score_threshold = 0.0
         self.overlays = dict(DEFAULT_OVERLAYS)
         self.weight_stats = None
+        # What the shown trace is of, for titles and export file names: the image file, the
+        # trace file, or a dataset image's name. Which file a model re-traces is the
+        # Document's (``Document.image_file``).
         self.image_path = None
-        self.model_description = ""
         self.dataset = None
         self.dataset_row: int | None = None
 

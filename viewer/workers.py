@@ -63,6 +63,7 @@ class TraceResult:
     class_names: list | None = None
     weight_stats: list | None = field(default=None)
     warning: str = ""             # something the user should know, for the status bar
+    source: object = None         # the viewer.datasets.DatasetImage traced, or None (a file)
 
 
 # ---- default steps (lazy imports: TensorFlow only on the worker thread) -------------------
@@ -158,7 +159,8 @@ class TraceWorker(QObject):
         kind = "image"
         try:
             result = TraceResult(trace=None, image_path=self.image_path, model=self.model,
-                                 model_spec=self.model_spec, class_names=self.class_names)
+                                 model_spec=self.model_spec, class_names=self.class_names,
+                                 source=self.source)
             image, gt = self._read_input()
             if self.model_spec is not None and result.model is None:
                 kind = "weights"

@@ -57,8 +57,8 @@ def window(qtbot, settings, dialogs):
     win.show()
     qtbot.waitExposed(win)
     yield win
-    win.runner.cancel()
-    win.runner.wait(5000)
+    win.document.runner.cancel()
+    win.document.runner.wait(5000)
     # Destroy the Qt objects now: pyqtgraph items met by the garbage collector during
     # interpreter shutdown can crash PySide6 (see viewer.app._dispose).
     from viewer.app import _dispose

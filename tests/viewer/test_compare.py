@@ -329,13 +329,13 @@ def test_failure_of_b_names_b_and_a_still_draws(qtbot, traces):
     assert [_cell(win.counts_table, detections, c) for c in (1, 2, 3)] == ["5", "—", "—"]
     runner = win.runner
     _dispose(qtbot, win)
-    from viewer.compare import _RUNNERS
+    from viewer.compare_runners import RUNNERS as _RUNNERS
 
     assert runner not in _RUNNERS  # idle: released as soon as its window is gone
 
 
 def test_close_while_tracing_cancels(qtbot, traces):
-    from viewer import compare as compare_module
+    from viewer import compare_runners as compare_module
 
     gate, entered = threading.Event(), threading.Event()
     win = _open(qtbot, traces, gate=gate, entered=entered)
@@ -345,9 +345,9 @@ def test_close_while_tracing_cancels(qtbot, traces):
     win.close()  # deletes the window (WA_DeleteOnClose) while A's trace is running
     qtbot.wait(20)
     assert not shiboken6.isValid(win)
-    assert runner in compare_module._RUNNERS and not runner.is_busy()
+    assert runner in compare_module.RUNNERS and not runner.is_busy()
     gate.set()
-    qtbot.waitUntil(lambda: runner not in compare_module._RUNNERS, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: runner not in compare_module.RUNNERS, timeout=TIMEOUT_MS)
     assert side_a.trace is None  # the cancelled job's result never arrived
 
 

@@ -132,29 +132,29 @@ def test_window_browses_a_dataset_and_traces_with_ground_truth(window, qtbot, fa
     from viewer.workers import ModelSpec
 
     calls = []
-    window.worker_factory = _factory(fake_trace, calls)
+    window.document.worker_factory = _factory(fake_trace, calls)
     assert window.dataset_panel.stack.currentWidget() is window.dataset_panel.hint
     window.open_dataset(DatasetSpec("shapes", count=5, height=64, width=64, seed=1))
     qtbot.waitUntil(lambda: window.session.dataset is not None, timeout=10000)
     panel = window.dataset_panel
     assert panel.model.rowCount() == 5 and "5 images, 3 classes" in panel.title.text()
 
-    window.model_spec = ModelSpec(weights="w.h5")
-    window.model = _Model(4)
+    window.document.model_spec = ModelSpec(weights="w.h5")
+    window.document.model = _Model(4)
     index = panel.model.index(2)
     panel.list.scrollTo(index)
     qtbot.mouseClick(panel.list.viewport(), Qt.MouseButton.LeftButton,
                      pos=panel.list.visualRect(index).center())
-    qtbot.waitUntil(lambda: len(calls) == 1 and not window.runner.is_busy(), timeout=10000)
+    qtbot.waitUntil(lambda: len(calls) == 1 and not window.document.runner.is_busy(), timeout=10000)
     gt = window.session.dataset.ground_truth(2)
     np.testing.assert_array_equal(calls[0]["gt"]["boxes"], gt["boxes"])
     assert calls[0]["names"] == ["BG", "square", "circle", "triangle"]
     assert calls[0]["image"] == (64, 64, 3)
-    assert window.session.dataset_row == 2 and window.model is not None
+    assert window.session.dataset_row == 2 and window.document.model is not None
     assert window.session.trace.meta["image_name"] == "shapes-1-2"
 
     window.next_image(1)  # N walks the dataset
-    qtbot.waitUntil(lambda: len(calls) == 2 and not window.runner.is_busy(), timeout=10000)
+    qtbot.waitUntil(lambda: len(calls) == 2 and not window.document.runner.is_busy(), timeout=10000)
     assert window.session.dataset_row == 3 and panel.current_row() == 3
 
 
@@ -162,9 +162,9 @@ def test_dataset_classes_that_do_not_fit_the_model_trace_without_gt(window, qtbo
     from viewer.workers import ModelSpec
 
     calls = []
-    window.worker_factory = _factory(fake_trace, calls, num_classes=81)
+    window.document.worker_factory = _factory(fake_trace, calls, num_classes=81)
     window.open_dataset(DatasetSpec("shapes", count=2), row=0, model=ModelSpec(weights="w.h5"))
-    qtbot.waitUntil(lambda: len(calls) == 1 and not window.runner.is_busy(), timeout=10000)
+    qtbot.waitUntil(lambda: len(calls) == 1 and not window.document.runner.is_busy(), timeout=10000)
     assert calls[0]["gt"] is None
     assert "ground truth not used" in window.status_label.text()
     assert "NUM_CLASSES is 81" in window.status_label.text()
@@ -172,8 +172,8 @@ def test_dataset_classes_that_do_not_fit_the_model_trace_without_gt(window, qtbo
 
 def test_dataset_image_without_a_model_shows_its_ground_truth(window, qtbot):
     window.open_dataset(DatasetSpec("shapes", count=3, height=64, width=64, seed=5), row=1)
-    qtbot.waitUntil(lambda: window.session.trace is not None and not window.runner.is_busy(),
-                    timeout=10000)
+    qtbot.waitUntil(lambda: window.session.trace is not None
+                    and not window.document.runner.is_busy(), timeout=10000)
     trace = window.session.trace
     gt = window.session.dataset.ground_truth(1)
     assert set(trace.stages) == {"input", "gt"} and trace.class_names[1:] == [

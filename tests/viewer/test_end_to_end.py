@@ -37,7 +37,7 @@ def tiny_model(tmp_path_factory):
 
 
 def _wait_idle(window, qtbot):
-    qtbot.waitUntil(lambda: not window.runner.is_busy(), timeout=TRACE_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not window.document.runner.is_busy(), timeout=TRACE_TIMEOUT_MS)
 
 
 def test_mismatched_weights_then_real_trace_of_a_dataset_image(window, qtbot, dialogs, tiny_model,
@@ -53,7 +53,7 @@ def test_mismatched_weights_then_real_trace_of_a_dataset_image(window, qtbot, di
     fc = config["FPN_CLASSIF_FC_LAYERS_SIZE"]
     assert f"mrcnn_class_logits: kernel shape in model ({fc}, 5) vs in file ({fc}, 4)" in message
     assert "What to do" in message
-    assert window.model is None and window.session.weight_stats is None
+    assert window.document.model is None and window.session.weight_stats is None
 
     # 2. The window keeps working: a shapes image with its ground truth, the right config.
     window.open_dataset(DatasetSpec("shapes", count=3, height=128, width=128, seed=0), row=0,
@@ -104,10 +104,10 @@ def test_mismatched_weights_then_real_trace_of_a_dataset_image(window, qtbot, di
     assert activations.layer is not None and activations.channel == 0
 
     # The next dataset image reuses the loaded model (no second load, same statistics).
-    model, stats = window.model, window.session.weight_stats
+    model, stats = window.document.model, window.session.weight_stats
     window.next_image(1)
     qtbot.waitUntil(lambda: window.session.dataset_row == 1
                     and window.session.trace is not trace, timeout=TRACE_TIMEOUT_MS)
     _wait_idle(window, qtbot)
-    assert window.model is model and window.session.weight_stats is stats
+    assert window.document.model is model and window.session.weight_stats is stats
     assert "gt" in window.session.trace

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from mrcnn.runs import RunDir
 from test_training_process import FAKE_TRAINER, FakeRequest, gone
-from viewer.training import panel as panel_module
+from viewer.training import closing as panel_module
 from viewer.training.panel import TrainingPanel
 from viewer.training.window_actions import checkpoint_label
 from viewer.training.request import TrainRequest
@@ -302,13 +302,13 @@ def test_window_training_dock_and_menu(window, tmp_path, dialogs, monkeypatch):
     assert new_run.shortcut().toString() == "Ctrl+Shift+T"
 
     specs = []
-    monkeypatch.setattr(window, "set_model", specs.append)
+    monkeypatch.setattr(window.document, "set_model", specs.append)
     config = tmp_path / "config.json"
     config.write_text("{}")
     window.training.loadCheckpoint.emit("/r/checkpoints/epoch_0001.h5", str(config))
     assert specs[0].weights == "/r/checkpoints/epoch_0001.h5" and specs[0].config == str(config)
 
-    window.image_path = None
+    window.document.image_file = None
     window.training.compareCheckpoints.emit("a.h5", "b.h5", str(config))
     assert dialogs and dialogs[-1][0] == "No image to compare on"
     made = []
@@ -322,24 +322,24 @@ def test_window_training_dock_and_menu(window, tmp_path, dialogs, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "viewer.compare",
                         types.SimpleNamespace(CompareWindow=FakeCompare))
-    window.image_path = str(tmp_path / "image.png")
+    window.document.image_file = str(tmp_path / "image.png")
     window.training.compareCheckpoints.emit("/r/checkpoints/a.h5", "/r/checkpoints/b.h5",
                                             str(config))
     image, (spec_a, spec_b), labels, parent = made[0]
-    assert image == window.image_path and parent is window and made[1] == "shown"
+    assert image == window.document.image_file and parent is window and made[1] == "shown"
     assert (spec_a.weights, spec_b.weights, spec_a.config) == ("/r/checkpoints/a.h5",
                                                                "/r/checkpoints/b.h5", str(config))
     assert labels == ("r/a.h5", "r/b.h5")
 
     window.session.dataset = None
-    window.open_dataset_inspector()
+    window.training_actions.open_dataset_inspector()
     assert "Open a dataset first" in window.status_label.text()
     inspected = []
     monkeypatch.setitem(sys.modules, "viewer.inspector", types.SimpleNamespace(
         DatasetInspector=lambda dataset, parent=None: types.SimpleNamespace(
             show=lambda: inspected.append((dataset, parent)))))
     window.session.dataset = "loaded dataset"
-    window.open_dataset_inspector()
+    window.training_actions.open_dataset_inspector()
     assert inspected == [("loaded dataset", window)]
     window.session.dataset = None
 

@@ -11,8 +11,9 @@ import pytest
 
 from mrcnn.runs import RunDir
 from viewer.training.process import (FAILED, OOM_HINT, STOPPED, VIEWER_PREFIX,
-                                     LineSplitter, TensorBoardProcess, TrainingProcess,
-                                     describe_exit, parse_event_line)
+                                     LineSplitter, TrainingProcess, describe_exit,
+                                     parse_event_line)
+from viewer.training.tensorboard import TensorBoardProcess
 from viewer.training.request import TrainRequest
 from viewer.training.runs import Curves
 
@@ -263,7 +264,7 @@ def test_tensorboard_missing_says_how_to_install():
 
 
 def test_real_tensorboard_is_found():
-    from viewer.training.process import find_tensorboard
+    from viewer.training.tensorboard import find_tensorboard
 
     command = find_tensorboard()
     assert command is None or os.path.basename(command[0]).startswith(("tensorboard", "python"))

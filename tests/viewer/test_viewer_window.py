@@ -139,18 +139,18 @@ def test_export_png_trace_and_detections(window, trace_file, tmp_path, qtbot):
     window.open_trace(trace_file)
     window.session.set_stage("composite")
     qtbot.wait(50)
-    png = window.export_view_png(tmp_path / "view.png")
+    png = window.exports.export_view_png(tmp_path / "view.png")
     assert png is not None and os.path.getsize(png) > 0
     image = skimage.io.imread(png)
     assert image.ndim == 3 and image.shape[0] > 50 and image.shape[1] > 50
     assert image[..., :3].reshape(-1, 3).std(axis=0).max() > 5  # not one flat colour
-    saved = window.save_trace(tmp_path / "again.npz")
+    saved = window.exports.save_trace(tmp_path / "again.npz")
     from mrcnn.trace_data import Trace
 
     again = Trace.load(saved)
     np.testing.assert_array_equal(again["detections"]["boxes"],
                                   window.session.trace["detections"]["boxes"])
-    out = window.export_detections(tmp_path / "detections.json")
+    out = window.exports.export_detections(tmp_path / "detections.json")
     records = json.loads(open(out).read())
     assert len(records) == len(window.session.trace["detections"]["scores"])
     assert {"box", "class_name", "score"} <= set(records[0])
@@ -158,7 +158,7 @@ def test_export_png_trace_and_detections(window, trace_file, tmp_path, qtbot):
 
 def test_export_to_missing_folder_shows_error(window, trace_file, tmp_path, dialogs):
     window.open_trace(trace_file)
-    assert window.export_view_png(tmp_path / "no" / "such" / "view.png") is None
+    assert window.exports.export_view_png(tmp_path / "no" / "such" / "view.png") is None
     assert dialogs and dialogs[-1][0] == "Export failed"
 
 
@@ -171,7 +171,7 @@ def test_bad_image_shows_error_and_window_keeps_working(window, trace_file, tmp_
     title, message = dialogs[-1]
     assert title == "Cannot open image"
     assert "broken.png" in message and "What to do" in message
-    assert not window.runner.is_busy() and not window.cancel_button.isVisible()
+    assert not window.document.runner.is_busy() and not window.cancel_button.isVisible()
     # Still works: a trace opens and the stages step.
     assert window.open_trace(trace_file)
     window.session.step_stage(-100)
@@ -306,3 +306,27 @@ def test_trace_without_detections_steps_through_every_stage(window, tmp_path, qt
         qtbot.wait(1)
     assert window.detections_table.model.rowCount() == 0 and dialogs == []
     assert "found nothing" in window.detections_table.hint.text()
+
+
+def test_raw_mask_grid_click_selects_and_outlines_the_detection(window, trace_file, qtbot):
+    import pyqtgraph as pg
+
+    from viewer.panels.canvas_arrays import GRID_CELL
+
+    window.open_trace(trace_file)
+    window.session.set_stage("raw_masks")
+    grid = window.canvas.grid_view
+    rows = grid.rows
+    assert grid.isVisible() and len(rows) == len(window.session.trace["detections"]["scores"])
+    assert grid.item.image.shape[:2] == (GRID_CELL * -(-len(rows) // grid.columns),
+                                         GRID_CELL * grid.columns)
+    qtbot.wait(10)
+    # The centre of cell 1 (row 0, column 1) of the grid image.
+    scene = grid.vb.mapViewToScene(pg.Point(1.5 * GRID_CELL, 0.5 * GRID_CELL))
+    qtbot.mouseClick(grid.viewport(), Qt.MouseButton.LeftButton, pos=grid.mapFromScene(scene))
+    qtbot.waitUntil(lambda: window.session.selection is not None, timeout=2000)
+    assert window.session.selection == Selection("detection", int(rows[1]))
+    x, y = grid.outline.xData, grid.outline.yData
+    np.testing.assert_array_equal(x[:5], [GRID_CELL, 2 * GRID_CELL, 2 * GRID_CELL, GRID_CELL,
+                                          GRID_CELL])
+    np.testing.assert_array_equal(y[:5], [0, 0, GRID_CELL, GRID_CELL, 0])

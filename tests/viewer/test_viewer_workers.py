@@ -116,10 +116,10 @@ def test_window_traces_with_injected_worker_and_walks_the_folder(window, fake_tr
         return TraceWorker(image_path, spec, model, names, load_model_fn=_fake_loader,
                            trace_fn=lambda m, image, n: fake_trace, stats_fn=False)
 
-    window.worker_factory = factory
+    window.document.worker_factory = factory
     window.open_image(tmp_path / "a.png", ModelSpec(weights="w.h5"))
     qtbot.waitUntil(lambda: window.session.trace is fake_trace, timeout=10000)
-    assert window.model == "the model" and "Traced a.png" in window.status_label.text()
+    assert window.document.model == "the model" and "Traced a.png" in window.status_label.text()
     assert window.recent.paths()[0].endswith("a.png")
     window.activateWindow()
     window.canvas.view.setFocus()
@@ -133,7 +133,7 @@ def test_window_traces_with_injected_worker_and_walks_the_folder(window, fake_tr
 
 def test_busy_indicator_and_cancel_button(window, fake_trace, qtbot):
     release = threading.Event()
-    window.worker_factory = lambda path, spec, model, names: TraceWorker(
+    window.document.worker_factory = lambda path, spec, model, names: TraceWorker(
         path, spec, "model", names, read_image_fn=_fake_image,
         trace_fn=lambda m, i, n: release.wait(10) and fake_trace, stats_fn=False)
     window.open_image("x.png", ModelSpec(weights="w.h5"))
@@ -142,7 +142,7 @@ def test_busy_indicator_and_cancel_button(window, fake_trace, qtbot):
     window.cancel_button.click()
     assert not window.cancel_button.isVisible() and window.status_label.text() == "Cancelled."
     release.set()
-    window.runner.wait()
+    window.document.runner.wait()
     qtbot.wait(50)
     assert window.session.trace is None
 

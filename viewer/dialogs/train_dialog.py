@@ -15,18 +15,19 @@ the device list from the driver (``viewer.training.devices``).
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QSizePolicy,
                                QVBoxLayout)
 
+from viewer.dialogs import train_dialog_sections as sections
+from viewer.dialogs.train_dialog_files import (REQUESTED_CONFIG, coco_folder_problems,
+                                               run_dir_problems, write_requested_config)
 from viewer.dialogs.train_dialog_sections import (BACKBONES, BASE_CHOICES, INIT_CHOICES,
                                                   LAYER_CHOICES, MAX_STAGES, REMEMBERED,
-                                                  SETTINGS_GROUP, TrainDialogSections)
-from viewer.training.checks import (CLASS_COUNT_LAYERS, coco_class_count, folder_problem,
+                                                  SETTINGS_GROUP)
+from viewer.training.checks import (CLASS_COUNT_LAYERS, coco_class_count,
                                     set_widget_value, weights_class_count, widget_value)
 from viewer.training.devices import Device, list_devices
 from viewer.training.request import TrainRequest
@@ -39,13 +40,12 @@ __all__ = ["TrainDialog", "stage_args", "coco_class_count", "weights_class_count
            "MAX_STAGES", "REMEMBERED", "SETTINGS_GROUP"]
 
 SHAPES_CLASS_COUNT = 4  # BG, square, circle, triangle
-REQUESTED_CONFIG = "requested_config.json"
 
 
 PRECISE_BN_BATCHES = 20  # --precise-bn when TRAIN_BN is checked
 
 
-class TrainDialog(TrainDialogSections, QDialog):
+class TrainDialog(QDialog):
     """Choose what to train; ``exec()``, then ``request()`` and ``stages()``."""
 
     def __init__(self, parent=None, runs_root: str = "runs", current_dataset=None, settings=None,
@@ -69,7 +69,7 @@ class TrainDialog(TrainDialogSections, QDialog):
         self._filling = False
         self._auto_run_dir = ""
         self._build()  # shows the base config's values
-        self._restore_settings()
+        sections.restore_settings(self.settings, self, self._fill_from_base)
         if current_dataset is not None:
             self._prefill_dataset(current_dataset.spec)
         self._show_dataset_page()
@@ -81,13 +81,18 @@ class TrainDialog(TrainDialogSections, QDialog):
 
     def _build(self):
         left, right = QVBoxLayout(), QVBoxLayout()
-        left.addWidget(self._build_dataset())
-        left.addWidget(self._build_config())
-        left.addWidget(self._build_stages())
+        # Each section puts its input widgets on this dialog (the form) and connects them to
+        # the reactions passed here.
+        left.addWidget(sections.build_dataset(self, self._kind_changed, self._shapes_size_changed,
+                                              self._refresh_classes))
+        left.addWidget(sections.build_config(self, self.demo_spec, self._base_changed,
+                                             self._fill_from_base))
+        left.addWidget(sections.build_stages(self, self._update_stage_labels))
         left.addStretch(1)
-        right.addWidget(self._build_init())
-        right.addWidget(self._build_augmentation())
-        right.addWidget(self._build_run())
+        right.addWidget(sections.build_init(self, self.demo_spec, self.runs_root,
+                                            self._refresh_init))
+        right.addWidget(sections.build_augmentation(self))
+        right.addWidget(sections.build_run(self, self.devices))
         right.addStretch(1)
         columns = QHBoxLayout()
         columns.addLayout(left, 1)
@@ -338,7 +343,7 @@ class TrainDialog(TrainDialogSections, QDialog):
             parse_augmentation(self.augmentation_text())
         except ValueError as e:
             problems.append(f"Augmentation: {e}")
-        return problems + self._run_dir_problems()
+        return problems + run_dir_problems(self.run_dir.text().strip())
 
     def _dataset_problems(self) -> list[str]:
         if self.kind() == "shapes":
@@ -348,18 +353,9 @@ class TrainDialog(TrainDialogSections, QDialog):
             self.dataset_class_count()
         except ValueError as e:
             problems.append(str(e))
-        train_images = self.train_images.text().strip()
-        if not os.path.isdir(train_images):
-            problems.append(f"Train images: {folder_problem(train_images)}")
-        val_json, val_images = self.val_json.text().strip(), self.val_images.text().strip()
-        if val_json or val_images:
-            try:
-                coco_class_count(val_json)
-            except (FileNotFoundError, ValueError) as e:
-                problems.append(f"Val JSON: {e}")
-            if not os.path.isdir(val_images):
-                problems.append(f"Val images: {folder_problem(val_images)}")
-        return problems
+        return problems + coco_folder_problems(self.train_images.text().strip(),
+                                               self.val_json.text().strip(),
+                                               self.val_images.text().strip())
 
     def _config_problems(self) -> list[str]:
         from mrcnn.config import Config, ConfigError
@@ -403,23 +399,10 @@ class TrainDialog(TrainDialogSections, QDialog):
         unknown = [n for n in self.exclude_layers() if not n.replace("_", "").isalnum()]
         return [f"Exclude: not layer names: {' '.join(unknown)}"] if unknown else []
 
-    def _run_dir_problems(self) -> list[str]:
-        from mrcnn.runs import RunDir
-
-        text = self.run_dir.text().strip()
-        if not text:
-            return ["Run dir: empty; name a folder for the run's checkpoints and logs"]
-        if os.path.exists(text) and not os.path.isdir(text):
-            return [f"Run dir: {text} is a file"]
-        if RunDir(text).exists():
-            return [f"Run dir: {text} already holds a run (run.json); choose another folder "
-                    f"(a stopped run continues from the runs panel)"]
-        return []
-
     def request(self) -> TrainRequest:
         """The first stage's ``mrcnn.train`` request; writes the edited config it points to."""
         run_dir = self.run_dir.text().strip()
-        config_path = self._write_config(run_dir, self.config_values())
+        config_path = write_requested_config(run_dir, self.config_values())
         layers, until = self.stages()[0]
         if self.kind() == "shapes":
             args = ["--dataset", "shapes", "--shapes-train", str(self.shapes_train.value()),
@@ -449,21 +432,6 @@ class TrainDialog(TrainDialogSections, QDialog):
                                   device.label.split(":")[0]))
         return TrainRequest(run_dir, args, dict(device.env), description)
 
-    @staticmethod
-    def _write_config(run_dir, values) -> str:
-        """``<run_dir>/requested_config.json`` (a temp file when the folder cannot be made)."""
-        text = json.dumps(values, indent=2, sort_keys=True) + "\n"
-        try:
-            Path(run_dir).mkdir(parents=True, exist_ok=True)
-            path = Path(run_dir) / REQUESTED_CONFIG
-            path.write_text(text)
-            return str(path)
-        except OSError:
-            handle, path = tempfile.mkstemp(prefix="mrcnn_config_", suffix=".json")
-            with os.fdopen(handle, "w") as f:
-                f.write(text)
-            return path
-
     def _start(self):
         problems = self.validate()
         if problems:
@@ -471,5 +439,5 @@ class TrainDialog(TrainDialogSections, QDialog):
             self.problems_label.show()
             return
         self.problems_label.hide()
-        self._save_settings()
+        sections.save_settings(self.settings, self, self.init_choice())
         self.accept()

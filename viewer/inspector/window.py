@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import (QAbstractTableModel, QCoreApplication, QModelIndex,
-                            QSortFilterProxyModel, Qt)
+from PySide6.QtCore import QCoreApplication, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHeaderView, QLabel,
                                QMainWindow, QMessageBox, QSplitter, QTableView, QTabWidget,
@@ -21,64 +20,40 @@ from viewer.inspector.augment_tab import AugmentationTab
 from viewer.inspector.data import InspectorData
 from viewer.inspector.statistics_tab import StatisticsTab, StatisticsWorker
 from viewer.inspector.tabs import ImageTab, MoldedTab
+from viewer.panels.kit import Column, ColumnTableModel
 
 ALL_CLASSES = "All classes"
 COLUMNS = ("#", "image", "size", "instances")
 
 
-class ImageListModel(QAbstractTableModel):
-    """One row per dataset image; sizes and counts from image_info until statistics know more."""
+def image_list_columns(data, stats) -> tuple[Column, ...]:
+    """The image list's columns over dataset rows: sizes and counts from ``stats()`` (the
+    DatasetStatistics being counted, or None) once it has counted a row, else from image_info."""
+    def counted(row):
+        current = stats()
+        return current if current is not None and current.heights[row] >= 0 else None
 
-    def __init__(self, data, parent=None):
-        super().__init__(parent)
-        self.data_source = data
-        self.stats = None
+    def size(row):
+        known = counted(row)
+        size = ((int(known.heights[row]), int(known.widths[row])) if known is not None
+                else data.stored_size(row))
+        return f"{size[1]}×{size[0]}" if size else "…"
 
-    def rowCount(self, parent=QModelIndex()):
-        return 0 if parent.isValid() else len(self.data_source)
-
-    def columnCount(self, parent=QModelIndex()):
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
-            return None
-        row, column = index.row(), index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._text(row, column)
-        if role == Qt.ItemDataRole.TextAlignmentRole and column != 1:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ToolTipRole and column == 1:
-            info = self.data_source.dataset.image_info[self.data_source.image_id(row)]
-            return str(info.get("path") or "generated image (no file)")
-        return None
-
-    def _text(self, row, column):
-        counted = self.stats is not None and self.stats.heights[row] >= 0
-        if column == 0:
-            return str(row)
-        if column == 1:
-            return self.data_source.name(row)
-        if column == 2:
-            size = ((int(self.stats.heights[row]), int(self.stats.widths[row])) if counted
-                    else self.data_source.stored_size(row))
-            return f"{size[1]}×{size[0]}" if size else "…"
-        if counted:
-            crowd = int(self.stats.crowd[row])
-            count = int(self.stats.instances[row, 1:].sum())
+    def instances(row):
+        known = counted(row)
+        if known is not None:
+            crowd = int(known.crowd[row])
+            count = int(known.instances[row, 1:].sum())
             return f"{count} +{crowd} crowd" if crowd else str(count)
-        count = self.data_source.annotated_count(row)
+        count = data.annotated_count(row)
         return "…" if count is None else str(count)
 
-    def statistics_changed(self, stats) -> None:
-        self.stats = stats
-        if self.rowCount():
-            self.dataChanged.emit(self.index(0, 2), self.index(self.rowCount() - 1, 3))
+    def path(row):
+        info = data.dataset.image_info[data.image_id(row)]
+        return str(info.get("path") or "generated image (no file)")
+
+    return (Column(COLUMNS[0], str, right=True), Column(COLUMNS[1], data.name, tooltip=path),
+            Column(COLUMNS[2], size, right=True), Column(COLUMNS[3], instances, right=True))
 
 
 class ClassFilter(QSortFilterProxyModel):
@@ -155,7 +130,9 @@ class DatasetInspector(QMainWindow):
         self.class_filter.addItems([ALL_CLASSES] + self.data.class_names[1:])
         self.class_filter.setToolTip("Show only images holding an instance of this class")
         self.class_filter.currentIndexChanged.connect(self._apply_filter)
-        self.list_model = ImageListModel(self.data, self)
+        self._list_stats = None  # what the list's size / instance columns show, once counted
+        self.list_model = ColumnTableModel(image_list_columns(self.data, lambda: self._list_stats),
+                                           range(len(self.data)), self)
         self.proxy = ClassFilter(self)
         self.proxy.setSourceModel(self.list_model)
         self.list = QTableView()
@@ -248,7 +225,8 @@ class DatasetInspector(QMainWindow):
 
     def _on_statistics(self, done: int, total: int) -> None:
         stats = self.worker.stats
-        self.list_model.statistics_changed(stats)
+        self._list_stats = stats
+        self.list_model.refresh_columns(2, 3)
         self.statistics_tab.show_statistics(stats)
         if self.class_filter.currentIndex() > 0:
             self._apply_filter()

@@ -14,10 +14,11 @@ import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
-                               QSplitter, QStackedWidget, QTreeWidget, QTreeWidgetItem,
+                               QSplitter, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
 from viewer.export import export_widget_png
+from viewer.panels.kit import SessionPanel
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -67,30 +68,25 @@ def _rgb_pixmap(rgb: np.ndarray, size: int) -> QPixmap:
     return QPixmap.fromImage(image).scaled(size, size, Qt.KeepAspectRatio, Qt.FastTransformation)
 
 
-class ActivationsPanel(QWidget):
+class ActivationsPanel(SessionPanel):
     """Browse ``activations/<layer>`` stages of the session's trace, one page of channels at a time."""
 
     def __init__(self, session, parent=None):
-        super().__init__(parent)
-        self.session = session
+        super().__init__(session, "No activations in this trace.\nTrace an image with activation "
+                                  "layers selected to browse feature maps here.", parent)
         self.layer: str | None = None       # view state: what this panel shows, not session state
         self.page = 0
         self.channel: int | None = None
         self.channel_range: tuple[float, float, float] | None = None  # min, max, mean
         self._lut = (pg.colormap.get(COLORMAP).getLookupTable(0.0, 1.0, 256)[:, :3]
                      .astype(np.uint8))
-        self._build()
-        session.traceChanged.connect(self._on_trace_changed)
-        self._on_trace_changed(session.trace)
+        self.set_content(self._build())
+        self.follow(session.traceChanged, self._on_trace_changed, lambda: session.trace)
+        self.sync()
 
     # ---- construction --------------------------------------------------------------------
 
-    def _build(self) -> None:
-        self.hint = QLabel("No activations in this trace.\nTrace an image with activation "
-                           "layers selected to browse feature maps here.")
-        self.hint.setAlignment(Qt.AlignCenter)
-        self.hint.setWordWrap(True)
-
+    def _build(self) -> QWidget:
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Layer", "Shape (h x w x c)"])
         self.tree.itemSelectionChanged.connect(self._on_tree_selection)
@@ -107,13 +103,7 @@ class ActivationsPanel(QWidget):
         splitter.setChildrenCollapsible(False)
         self.tree.setMinimumHeight(90)
         self.splitter = splitter
-
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.hint)
-        self.stack.addWidget(splitter)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.stack)
+        return splitter
 
     def _build_grid(self) -> QWidget:
         """The page of channel thumbnails and its page controls."""
@@ -176,7 +166,7 @@ class ActivationsPanel(QWidget):
         self.tree.clear()
         self._clear_layer()
         if not layers:
-            self.stack.setCurrentIndex(0)
+            self.show_content(False)
             return
         groups: dict[str, QTreeWidgetItem] = {}
         for title in [g[0] for g in GROUPS] + [OTHER_GROUP]:
@@ -191,7 +181,7 @@ class ActivationsPanel(QWidget):
                 item.setData(0, LAYER_ROLE, layer)
         self.tree.expandAll()
         self.tree.resizeColumnToContents(0)
-        self.stack.setCurrentIndex(1)
+        self.show_content(True)
         self._show_default(layers)
 
     def _show_default(self, layers) -> None:

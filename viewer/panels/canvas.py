@@ -4,28 +4,32 @@ Drawing is batched: every box style is ONE ``pg.PlotCurveItem`` whose data are t
 its boxes separated by NaN (``connect='finite'``), masks and heat maps are ONE RGBA image composed
 in numpy, and labels come from a small pool of ``pg.TextItem``. Items are created once and
 updated with ``setData`` / ``setImage``, so a redraw with thousands of boxes stays in tens of ms.
-What each stage draws is computed by a ``_plan_<stage>`` method as an ``Overlay`` (plain data);
-``redraw`` applies it. All boxes are original-image pixels ``[y1, x1, y2, x2]``.
+What each stage draws is computed by the pure ``viewer.panels.canvas_plans.plan`` as an
+``Overlay`` (plain data), with the numpy helpers of ``viewer.panels.canvas_arrays``; ``redraw``
+applies it. All boxes are original-image pixels ``[y1, x1, y2, x2]``.
 """
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QMenu, QSlider, QSpinBox,
-                               QStackedWidget, QToolButton, QVBoxLayout, QWidget)
+                               QToolButton, QWidget)
 
-from viewer.panels.canvas_plans import ANCHOR_SAMPLE, Overlay, StagePlans, class_colour
+from viewer.panels.canvas_arrays import (box_of, heat_rgba, mask_image, molded_rect,
+                                         outline_arrays, pick_box, refined_box_of_roi)
+from viewer.panels.canvas_grid import RawMaskGrid
+from viewer.panels.canvas_plans import ANCHOR_SAMPLE, Overlay, ViewState, class_colour, plan
+from viewer.panels.kit import SessionPanel
 from viewer.session import SELECTION_STAGES
-from viewer.stages import stage_by_key
+
+__all__ = ["CanvasPanel", "class_colour", "outline_arrays", "pick_box"]
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
-RAW_CELL = 28
 _DOT, _DASH, _SOLID = Qt.PenStyle.DotLine, Qt.PenStyle.DashLine, Qt.PenStyle.SolidLine
 # style name -> (rgba, width, pen style, z)
 STYLES = {
@@ -49,58 +53,38 @@ EMPTY_HINT = ("Open an image (Ctrl+O) and a model (Ctrl+M), a dataset (Ctrl+D), 
               "trace (Ctrl+T).\nImages can also be dropped here.")
 
 
-def outline_arrays(boxes) -> tuple[np.ndarray, np.ndarray]:
-    """x, y of the outlines of ``boxes`` [N, 4], one closed rectangle per box, NaN between."""
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    y1, x1, y2, x2 = boxes.T
-    nan = np.full(len(boxes), np.nan)
-    x = np.stack([x1, x2, x2, x1, x1, nan], axis=1).ravel()
-    y = np.stack([y1, y1, y2, y2, y1, nan], axis=1).ravel()
-    return x, y
-
-
-def pick_box(boxes, x: float, y: float):
-    """Row of the smallest box in ``boxes`` [N, 4] containing point (x, y), or None."""
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    inside = (boxes[:, 0] <= y) & (y <= boxes[:, 2]) & (boxes[:, 1] <= x) & (x <= boxes[:, 3])
-    rows = np.flatnonzero(inside)
-    if not len(rows):
-        return None
-    area = (boxes[rows, 2] - boxes[rows, 0]) * (boxes[rows, 3] - boxes[rows, 1])
-    return int(rows[np.argmin(area)])
-
-
 def _lut(name="inferno") -> np.ndarray:
     return pg.colormap.get(name).getLookupTable(0.0, 1.0, 256, alpha=False).astype(np.uint8)
 
 
+def _rect(xywh) -> QRectF:
+    return QRectF(*(float(v) for v in xywh))
 
-class CanvasPanel(StagePlans, QWidget):
+
+class CanvasPanel(SessionPanel):
     """The image view of the current stage; follows the Session, clicks select boxes."""
 
     def __init__(self, session, parent=None):
-        super().__init__(parent)
-        self.session = session
+        super().__init__(session, EMPTY_HINT, parent)
         self.level = 2
         self.anchor_mode = "sample"
         self.highlighted: dict = {}       # trace stage key -> box drawn highlighted
         self.last_redraw_ms = 0.0
         self._overlay = Overlay()
-        self._cache: dict = {}
         self._base_key = None
         self._mask_key = None
         self._plan_key = None
         self._lut = _lut()
         self._build_controls()
         self._build_view()
-        session.traceChanged.connect(self._on_trace)
+        self.follow(session.traceChanged, self._on_trace, lambda: session.trace)
         for signal in (session.stageChanged, session.selectionChanged,
                        session.scoreThresholdChanged, session.overlaysChanged):
             signal.connect(self.redraw)
         session.scoreThresholdChanged.connect(self._sync_controls)
         session.overlaysChanged.connect(self._sync_controls)
         session.stageChanged.connect(self._sync_stage_controls)
-        self._on_trace(session.trace)
+        self.sync()
         self._sync_stage_controls()
 
     # ---- widgets -------------------------------------------------------------------------
@@ -173,23 +157,9 @@ class CanvasPanel(StagePlans, QWidget):
         self.view.scene().sigMouseClicked.connect(self._on_scene_click)
 
         # Raw 28x28 masks as a grid, beside the image (raw masks stage only).
-        self.grid_view = pg.GraphicsLayoutWidget()
-        self.grid_view.setBackground((30, 30, 34))
-        # A quarter of the canvas, 120-240 px: a fixed 240 px squeezed the image on small screens.
-        self.grid_view.setMinimumWidth(120)
-        self.grid_view.setMaximumWidth(240)
-        self.grid_vb = self.grid_view.addViewBox()
-        self.grid_vb.setAspectLocked(True)
-        self.grid_vb.invertY(True)
-        self.grid_vb.setMenuEnabled(False)
-        self.grid_item = pg.ImageItem(axisOrder="row-major")
-        self.grid_vb.addItem(self.grid_item)
-        self.grid_outline = pg.PlotCurveItem(pen=pg.mkPen(STYLES["selected"][0], width=3),
-                                             connect="finite")
-        self.grid_vb.addItem(self.grid_outline)
-        self.grid_view.scene().sigMouseClicked.connect(self._on_grid_click)
-        self.grid_view.hide()
-        self._grid_rows = np.zeros(0, int)
+        self.grid_view = RawMaskGrid()
+        self.grid_item = self.grid_view.item
+        self.grid_view.detectionClicked.connect(lambda row: self.session.select("detection", row))
 
         self.info = QLabel()
         self.info.setWordWrap(True)
@@ -199,20 +169,13 @@ class CanvasPanel(StagePlans, QWidget):
         views.setContentsMargins(0, 0, 0, 0)
         views.addWidget(self.view, 3)
         views.addWidget(self.grid_view, 1)
-        self.empty_hint = QLabel(EMPTY_HINT)
-        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_hint.setWordWrap(True)
-        self.empty_hint.setStyleSheet("background: rgb(30, 30, 34); color: rgb(200, 200, 205);")
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.empty_hint)
-        self.stack.addWidget(views_box)
+        self.empty_hint = self.hint
+        self.hint.setStyleSheet("background: rgb(30, 30, 34); color: rgb(200, 200, 205);")
+        self.set_content(views_box)
         self.stack.setMinimumSize(320, 240)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(2)
-        layout.addLayout(self._controls)
-        layout.addWidget(self.stack, 1)
-        layout.addWidget(self.info)
+        self.panel_layout.setSpacing(2)
+        self.panel_layout.insertLayout(0, self._controls)
+        self.panel_layout.addWidget(self.info)
 
     def _curve(self, name: str) -> pg.PlotCurveItem:
         curve = self.curves.get(name)
@@ -251,11 +214,17 @@ class CanvasPanel(StagePlans, QWidget):
     def set_level(self, level: int) -> None:
         self.level_box.setValue(level)
 
+    def view_state(self) -> ViewState:
+        """The view options the current stage's plan depends on."""
+        return ViewState(level=self.level, anchor_mode=self.anchor_mode,
+                         score_threshold=self.session.score_threshold,
+                         overlays=dict(self.session.overlays))
+
     # ---- session -> drawing --------------------------------------------------------------
 
     def _on_trace(self, trace):
-        self.stack.setCurrentIndex(0 if trace is None else 1)
-        self._cache.clear()
+        self.show_content(trace is not None)
+        self.grid_view.reset()
         self._base_key = self._mask_key = self._plan_key = None
         if trace is not None and "input" in trace:
             height, width = trace.image.shape[:2]
@@ -271,7 +240,8 @@ class CanvasPanel(StagePlans, QWidget):
         if key != self._plan_key:
             # The stage's boxes, labels and heat map change only with this key; a selection
             # change redraws just the highlight (and the cached mask image).
-            overlay = Overlay() if trace is None else self._plan(trace)
+            overlay = Overlay() if trace is None else plan(self.session.stage, trace,
+                                                           self.view_state())
             self._overlay, self._plan_key = overlay, key
             self._apply_base(trace, overlay.base)
             self._apply_boxes(overlay)
@@ -281,25 +251,6 @@ class CanvasPanel(StagePlans, QWidget):
         self._apply_highlight(trace)
         self._apply_masks(trace, self._overlay)
         self.last_redraw_ms = (time.perf_counter() - start) * 1000.0
-
-    def _plan(self, trace) -> Overlay:
-        stage = self.session.stage
-        planner = getattr(self, "_plan_" + stage, None)
-        try:
-            needs_ok = all(key in trace for key in stage_by_key(stage).needs)
-        except KeyError:
-            needs_ok = False
-        overlay = planner(trace) if planner is not None and needs_ok else Overlay(
-            note="This trace has no data for this stage.")
-        overlays = self.session.overlays
-        if overlays.get("gt", True) and "gt" in trace and len(trace["gt"]["boxes"]):
-            overlay.boxes["gt"] = trace["gt"]["boxes"]
-            if overlay.pick is None:
-                overlay.pick = ("gt", np.arange(len(trace["gt"]["boxes"])), trace["gt"]["boxes"])
-        if overlays.get("window", True) and stage in ("input", "anchors", "rpn_scores"):
-            height, width = trace.image.shape[:2]
-            overlay.boxes["window"] = np.array([[0, 0, height, width]], np.float32)
-        return overlay
 
     def _apply_base(self, trace, base):
         if trace is None:
@@ -314,7 +265,7 @@ class CanvasPanel(StagePlans, QWidget):
         self._base_key = key
         if base == "molded":
             self.image_item.setImage(trace["input"]["molded"], autoLevels=False, levels=(0, 255))
-            self.image_item.setRect(self._molded_rect(trace, trace["input"]["molded"].shape[:2]))
+            self.image_item.setRect(_rect(molded_rect(trace, trace["input"]["molded"].shape[:2])))
         else:
             image = trace.image
             self.image_item.setImage(image, autoLevels=False, levels=(0, 255))
@@ -345,7 +296,7 @@ class CanvasPanel(StagePlans, QWidget):
         if trace is not None and selection is not None:
             own_key = SELECTION_STAGES[selection.kind]
             for key, row in self.session.linked().items():
-                box = _box_of(trace, key, row)
+                box = box_of(trace, key, row)
                 if box is None:
                     continue
                 self.highlighted[key] = box
@@ -361,13 +312,9 @@ class CanvasPanel(StagePlans, QWidget):
 
     def _refined_box(self, trace):
         """Class-specific refined box of the selection's ROI (ROI refinement stage only)."""
-        if self.session.stage != "roi_refinement" or "heads/refined" not in trace:
+        if self.session.stage != "roi_refinement":
             return None
-        roi = self.session.linked().get("proposals/post_nms")
-        if roi is None or roi < 0 or roi >= len(trace["heads/refined"]["boxes"]):
-            return None
-        class_id = int(np.argmax(trace["heads/class_probs"]["probs"][roi]))
-        return trace["heads/refined"]["boxes"][roi, class_id]
+        return refined_box_of_roi(trace, self.session.linked().get("proposals/post_nms"))
 
     def _apply_labels(self, overlay):
         labels = overlay.labels if self.session.overlays.get("labels", True) else []
@@ -392,9 +339,9 @@ class CanvasPanel(StagePlans, QWidget):
 
     def _apply_heat(self, overlay):
         if overlay.heat is not None:
-            rgba, rect = overlay.heat
-            self.heat_item.setImage(rgba, autoLevels=False)
-            self.heat_item.setRect(rect)
+            values, rect = overlay.heat
+            self.heat_item.setImage(heat_rgba(values, self._lut), autoLevels=False)
+            self.heat_item.setRect(_rect(rect))
             self.heat_item.setVisible(True)
         else:
             self.heat_item.setVisible(False)
@@ -410,45 +357,7 @@ class CanvasPanel(StagePlans, QWidget):
             self.mask_item.setVisible(True)
         self._apply_grid(trace, overlay)
 
-    # ---- heat maps and masks -------------------------------------------------------------
-
-    def _molded_rect(self, trace, shape) -> QRectF:
-        """Where a [h, w] map covering the molded image lies, in original-image pixels."""
-        meta = trace.meta.get("image_meta") or {}
-        scale = float(meta.get("scale", 1.0) or 1.0)
-        top, left = (meta.get("window") or [0, 0])[:2]
-        molded_h, molded_w = (meta.get("molded_shape") or shape)[:2]
-        return QRectF(-left / scale, -top / scale, molded_w / scale, molded_h / scale)
-
-    def _heat_map(self, trace, level):
-        """(RGBA [H_l, W_l, 4], rect) of the level's max objectness per cell, or None."""
-        key = ("heat", level)
-        if key in self._cache:
-            return self._cache[key]
-        result = None
-        rows = np.flatnonzero(trace["anchors"]["levels"] == level)
-        shapes = trace.meta.get("level_shapes") or []
-        config = trace.meta.get("config", {})
-        if len(rows) and 0 <= level - 2 < len(shapes):
-            height, width = (int(v) for v in shapes[level - 2])
-            stride = int(config.get("RPN_ANCHOR_STRIDE", 1) or 1)
-            cells_h, cells_w = math.ceil(height / stride), math.ceil(width / stride)
-            per_cell = len(rows) // max(cells_h * cells_w, 1)
-            if per_cell and per_cell * cells_h * cells_w == len(rows):
-                # (H_l * W_l * A,) -> (H_l, W_l, A): anchors are ordered y, x, ratio.
-                scores = trace["rpn/scores"]["scores"][rows].reshape(cells_h, cells_w, per_cell)
-                peak = np.clip(scores.max(axis=2), 0.0, 1.0)
-                rgba = np.empty(peak.shape + (4,), np.uint8)
-                rgba[..., :3] = self._lut[(peak * 255).astype(np.uint8)]
-                rgba[..., 3] = (50 + 170 * peak).astype(np.uint8)
-                molded = self._molded_rect(trace, (height, width))
-                feature_stride = molded.width() / width * stride
-                # Cell (i, j) is centred on its anchors' centre, i * feature stride.
-                result = (rgba, QRectF(molded.x() - feature_stride / 2,
-                                       molded.y() - feature_stride / 2,
-                                       cells_w * feature_stride, cells_h * feature_stride))
-        self._cache[key] = result
-        return result
+    # ---- masks ---------------------------------------------------------------------------
 
     def _mask_image(self, trace, overlay):
         """One RGBA image of the masks to draw (cached on its inputs), or None."""
@@ -462,23 +371,9 @@ class CanvasPanel(StagePlans, QWidget):
         if key == self._mask_key:
             return self.mask_item.image
         self._mask_key = key
-        height, width = trace.image.shape[:2]
-        rgba = np.zeros((height, width, 4), np.uint8)
-        if show_gt:
-            for box, mask in zip(trace["gt"]["boxes"], np.moveaxis(trace["gt"]["masks"], -1, 0)):
-                _paint(rgba, box, mask, (255, 255, 255, 60), full_mask=True)
-        det = trace["detections"]
         # The selection is shown by the highlight curves, so this image does not depend on it.
-        alpha = 120
-        for row in rows:
-            box = det["boxes"][row]
-            if overlay.masks == "raw":
-                _paint_raw(rgba, box, trace["masks/raw"]["masks"][row], self._lut, alpha + 80)
-            elif "masks" in trace:
-                mask = trace["masks"]["masks"][..., row]
-                _paint(rgba, box, mask, class_colour(det["class_ids"][row]) + (alpha,),
-                       full_mask=True)
-        return rgba
+        return mask_image(trace, overlay.masks if show_masks else "", rows, show_gt, self._lut,
+                          class_colour)
 
     def _apply_grid(self, trace, overlay):
         show = overlay.masks == "raw" and trace is not None and "masks/raw" in trace \
@@ -486,31 +381,8 @@ class CanvasPanel(StagePlans, QWidget):
         self.grid_view.setVisible(bool(show))
         if not show:
             return
-        rows = overlay.mask_rows
-        raw = trace["masks/raw"]["masks"]
-        columns = max(1, math.ceil(math.sqrt(len(rows))))
-        key = ("grid", tuple(rows.tolist()))
-        if self._cache.get("grid_key") != key:
-            self._cache["grid_key"] = key
-            lines = max(1, math.ceil(len(rows) / columns))
-            cell = RAW_CELL + 2
-            grid = np.zeros((lines * cell, columns * cell, 4), np.uint8)
-            for i, row in enumerate(rows):
-                y, x = divmod(i, columns)
-                grid[y * cell + 1:y * cell + 1 + RAW_CELL, x * cell + 1:x * cell + 1 + RAW_CELL, :3] = \
-                    self._lut[(np.clip(raw[row], 0, 1) * 255).astype(np.uint8)]
-                grid[y * cell + 1:y * cell + 1 + RAW_CELL, x * cell + 1:x * cell + 1 + RAW_CELL, 3] = 255
-            self.grid_item.setImage(grid, autoLevels=False)
-            self.grid_vb.autoRange(items=[self.grid_item], padding=0.02)
-            self._grid_rows = rows
-            self._grid_columns = columns
-        selected = self.session.linked().get("detections")
-        outline = []
-        if selected is not None and selected in set(rows.tolist()):
-            y, x = divmod(int(np.flatnonzero(rows == selected)[0]), self._grid_columns)
-            cell = RAW_CELL + 2
-            outline = [[y * cell, x * cell, (y + 1) * cell, (x + 1) * cell]]
-        self.grid_outline.setData(*outline_arrays(outline), connect="finite")
+        self.grid_view.show_masks(trace["masks/raw"]["masks"], overlay.mask_rows, self._lut,
+                                  self.session.linked().get("detections"))
 
     # ---- picking -------------------------------------------------------------------------
 
@@ -533,55 +405,8 @@ class CanvasPanel(StagePlans, QWidget):
         point = self.vb.mapSceneToView(event.scenePos())
         self.click_at(point.x(), point.y())
 
-    def _on_grid_click(self, event):
-        if event.button() != Qt.MouseButton.LeftButton:
-            return
-        point = self.grid_vb.mapSceneToView(event.scenePos())
-        cell = RAW_CELL + 2
-        column, line = int(point.x() // cell), int(point.y() // cell)
-        index = line * getattr(self, "_grid_columns", 1) + column
-        if 0 <= column < getattr(self, "_grid_columns", 1) and 0 <= index < len(self._grid_rows):
-            self.session.select("detection", int(self._grid_rows[index]))
-
     def scene_pos_of(self, x: float, y: float):
         """Widget (viewport) position of image pixel (x, y), for simulated clicks."""
         scene = self.vb.mapViewToScene(pg.Point(x, y))
         return self.view.mapFromScene(scene)
 
-
-def _box_of(trace, key, row):
-    """Box [4] of row ``row`` of trace stage ``key`` (None if absent or out of range)."""
-    stage = trace.get(key)
-    if stage is None or "boxes" not in stage or row is None or row < 0:
-        return None
-    boxes = np.asarray(stage["boxes"]).reshape(-1, 4)
-    return boxes[row].astype(np.float32) if row < len(boxes) else None
-
-
-def _clip_box(box, shape):
-    y1, x1, y2, x2 = (int(round(float(v))) for v in box)
-    return max(y1, 0), max(x1, 0), min(y2, shape[0]), min(x2, shape[1])
-
-
-def _paint(rgba, box, mask, colour, full_mask=False):
-    """Paint ``mask`` ([H, W] full-size) inside ``box`` onto ``rgba`` with ``colour``."""
-    y1, x1, y2, x2 = _clip_box(box, rgba.shape)
-    if y2 <= y1 or x2 <= x1:
-        return
-    region = mask[y1:y2, x1:x2] if full_mask else mask
-    rgba[y1:y2, x1:x2][region.astype(bool)] = colour
-
-
-def _paint_raw(rgba, box, raw, lut, alpha):
-    """Paint a raw [28, 28] probability map stretched (nearest) into ``box``."""
-    y1, x1, y2, x2 = _clip_box(box, rgba.shape)
-    if y2 <= y1 or x2 <= x1:
-        return
-    by1, bx1, by2, bx2 = (float(v) for v in box)
-    rows = np.clip(((np.arange(y1, y2) + 0.5 - by1) / max(by2 - by1, 1) * raw.shape[0]).astype(int),
-                   0, raw.shape[0] - 1)
-    cols = np.clip(((np.arange(x1, x2) + 0.5 - bx1) / max(bx2 - bx1, 1) * raw.shape[1]).astype(int),
-                   0, raw.shape[1] - 1)
-    probs = np.clip(raw[rows][:, cols], 0, 1)
-    rgba[y1:y2, x1:x2, :3] = lut[(probs * 255).astype(np.uint8)]
-    rgba[y1:y2, x1:x2, 3] = (probs * alpha).astype(np.uint8)

@@ -8,8 +8,9 @@ the window does the opening (on its worker thread).
 from __future__ import annotations
 
 from PySide6.QtCore import QAbstractListModel, QItemSelectionModel, QModelIndex, Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QLabel, QListView, QStackedWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QAbstractItemView, QLabel, QListView, QVBoxLayout, QWidget
+
+from viewer.panels.kit import SessionPanel
 
 
 class DatasetImagesModel(QAbstractListModel):
@@ -38,19 +39,16 @@ class DatasetImagesModel(QAbstractListModel):
         return None
 
 
-class DatasetPanel(QWidget):
+class DatasetPanel(SessionPanel):
     """The open dataset's image list; selecting a row emits ``imageActivated(row)``."""
 
     imageActivated = Signal(int)
 
     def __init__(self, session, parent=None):
-        super().__init__(parent)
-        self.session = session
+        super().__init__(session, "No dataset open.\nFile > Open dataset… (COCO JSON + images, "
+                                  "or generated shapes) to browse images with their ground "
+                                  "truth.", parent)
         self.model = DatasetImagesModel(self)
-        self.hint = QLabel("No dataset open.\nFile > Open dataset… (COCO JSON + images, or "
-                           "generated shapes) to browse images with their ground truth.")
-        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.hint.setWordWrap(True)
         self.title = QLabel()
         self.title.setWordWrap(True)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -65,22 +63,17 @@ class DatasetPanel(QWidget):
         page_layout.setContentsMargins(4, 2, 0, 0)
         page_layout.addWidget(self.title)
         page_layout.addWidget(self.list, 1)
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.hint)
-        self.stack.addWidget(page)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.stack)
+        self.set_content(page)
         self._syncing = False
-        session.datasetChanged.connect(self._on_dataset)
+        self.follow(session.datasetChanged, self._on_dataset, lambda: session.dataset)
         session.datasetRowChanged.connect(self._on_row)
-        self._on_dataset(session.dataset)
+        self.sync()
 
     def _on_dataset(self, dataset) -> None:
         self._syncing = True
         self.model.set_dataset(dataset)
         self._syncing = False
-        self.stack.setCurrentIndex(0 if dataset is None else 1)
+        self.show_content(dataset is not None)
         if dataset is not None:
             names = ", ".join(dataset.class_names[1:9])
             more = len(dataset.class_names) - 9

@@ -7,89 +7,39 @@ or a proposal / anchor that became one) selects its row here.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, Qt
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout,
-                               QWidget)
+from PySide6.QtCore import QItemSelectionModel
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView
 
-COLUMNS = ("#", "class", "score", "box [y1, x1, y2, x2]", "mask area")
+from viewer.panels.kit import Column, ColumnTableModel, SessionPanel
+
+NO_TRACE_HINT = "No detections yet: open an image and a model, or a saved trace."
 
 
-class DetectionsModel(QAbstractTableModel):
-    """Rows: detections of a trace with score >= threshold (``rows`` maps to trace rows)."""
+def detection_rows(trace, threshold: float) -> np.ndarray:
+    """Trace rows of the detections scoring >= ``threshold`` (none without a trace / detections)."""
+    if trace is None or "detections" not in trace:
+        return np.zeros(0, int)
+    return np.flatnonzero(trace["detections"]["scores"] >= threshold)
 
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.trace = None
-        self.rows = np.zeros(0, int)
-        self._areas = None
 
-    def set_trace(self, trace, threshold: float) -> None:
-        self.trace = trace
-        self._areas = None
-        if trace is not None and "masks" in trace and "detections" in trace:
-            # [H, W, N] -> (N,): once per trace, not per repaint.
-            masks = np.asarray(trace["masks"]["masks"])
-            # Explicit pixel count: reshape(-1, 0) cannot infer -1 when there are no detections.
-            pixels = int(np.prod(masks.shape[:-1])) if masks.ndim == 3 else 0
-            self._areas = masks.reshape(pixels, masks.shape[-1]).sum(axis=0)
-        self.set_threshold(threshold)
-
-    def set_threshold(self, threshold: float) -> None:
-        self.beginResetModel()
-        if self.trace is None or "detections" not in self.trace:
-            self.rows = np.zeros(0, int)
-        else:
-            self.rows = np.flatnonzero(self.trace["detections"]["scores"] >= threshold)
-        self.endResetModel()
-
-    def rowCount(self, parent=QModelIndex()):
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent=QModelIndex()):
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
+def mask_areas(trace):
+    """[N] pixel count of each detection's full-size mask, or None without masks."""
+    if trace is None or "masks" not in trace or "detections" not in trace:
         return None
-
-    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
-            return None
-        row = int(self.rows[index.row()])
-        det = self.trace["detections"]
-        column = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            if column == 0:
-                return str(row)
-            if column == 1:
-                names = self.trace.class_names
-                class_id = int(det["class_ids"][row])
-                return names[class_id] if class_id < len(names) else f"class {class_id}"
-            if column == 2:
-                return f"{float(det['scores'][row]):.3f}"
-            if column == 3:
-                return ", ".join(f"{float(v):.0f}" for v in det["boxes"][row])
-            if column == 4:
-                return "" if self._areas is None else f"{int(self._areas[row]):,}"
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in (0, 2, 4):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.UserRole:
-            return row
-        return None
-
-    def table_row_of(self, detection: int):
-        hits = np.flatnonzero(self.rows == detection)
-        return int(hits[0]) if len(hits) else None
+    masks = np.asarray(trace["masks"]["masks"])  # [H, W, N]
+    # Explicit pixel count: reshape(-1, 0) cannot infer -1 when there are no detections.
+    pixels = int(np.prod(masks.shape[:-1])) if masks.ndim == 3 else 0
+    return masks.reshape(pixels, masks.shape[-1]).sum(axis=0)
 
 
-class DetectionsTablePanel(QWidget):
+class DetectionsTablePanel(SessionPanel):
     """QTableView of the detections; linked to the Session's selection and threshold."""
 
     def __init__(self, session, parent=None):
-        super().__init__(parent)
-        self.session = session
-        self.model = DetectionsModel(self)
+        super().__init__(session, NO_TRACE_HINT, parent)
+        self.trace = None
+        self._areas = None  # once per trace, not per repaint
+        self.model = ColumnTableModel(self._columns(), np.zeros(0, int), self)
         self.view = QTableView()
         self.view.setModel(self.model)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -99,27 +49,43 @@ class DetectionsTablePanel(QWidget):
         self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.view.horizontalHeader().setStretchLastSection(True)
         self.view.setToolTip("Detections above the score threshold; click a row to select it")
-        self.hint = QLabel()  # says why the table is empty; hidden while it has rows
-        self.hint.setWordWrap(True)
         self.hint.setContentsMargins(6, 4, 6, 4)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.hint)
-        layout.addWidget(self.view, 1)
+        self.set_content(self.view)
         self._updating = False
         self.model.modelReset.connect(self._update_hint)
         self.view.selectionModel().selectionChanged.connect(self._on_rows_selected)
-        session.traceChanged.connect(self._on_trace)
+        self.follow(session.traceChanged, self._on_trace, lambda: session.trace)
         session.scoreThresholdChanged.connect(self._on_threshold)
         session.selectionChanged.connect(self._follow_selection)
-        self._on_trace(session.trace)
+        self.sync()
+
+    def _columns(self):
+        def det(key):
+            return self.trace["detections"][key]
+
+        def class_name(row):
+            names, class_id = self.trace.class_names, int(det("class_ids")[row])
+            return names[class_id] if class_id < len(names) else f"class {class_id}"
+
+        return (Column("#", str, right=True),
+                Column("class", class_name),
+                Column("score", lambda row: f"{float(det('scores')[row]):.3f}", right=True),
+                Column("box [y1, x1, y2, x2]",
+                       lambda row: ", ".join(f"{float(v):.0f}" for v in det("boxes")[row])),
+                Column("mask area", lambda row: "" if self._areas is None
+                       else f"{int(self._areas[row]):,}", right=True))
+
+    def table_row_of(self, detection: int):
+        """Table row showing trace detection ``detection``, or None (filtered out)."""
+        hits = np.flatnonzero(self.model.rows == detection)
+        return int(hits[0]) if len(hits) else None
 
     def _update_hint(self):
-        trace = self.model.trace
+        trace = self.trace
         if self.model.rowCount():
             text = ""
         elif trace is None:
-            text = "No detections yet: open an image and a model, or a saved trace."
+            text = NO_TRACE_HINT
         elif "detections" not in trace:
             text = "No detections: this image was opened without a model (Ctrl+M opens one)."
         elif len(trace["detections"]["scores"]):
@@ -128,17 +94,15 @@ class DetectionsTablePanel(QWidget):
         else:
             text = "The model found nothing in this image."
         self.hint.setText(text)
-        self.hint.setVisible(bool(text))
+        self.show_content(not text)
 
     def _on_trace(self, trace):
-        self._updating = True
-        self.model.set_trace(trace, self.session.score_threshold)
-        self._updating = False
-        self._follow_selection()
+        self.trace, self._areas = trace, mask_areas(trace)
+        self._on_threshold(self.session.score_threshold)
 
     def _on_threshold(self, threshold):
         self._updating = True
-        self.model.set_threshold(threshold)
+        self.model.set_rows(detection_rows(self.trace, threshold))
         self._updating = False
         self._follow_selection()
 
@@ -156,7 +120,7 @@ class DetectionsTablePanel(QWidget):
 
     def _follow_selection(self, *_):
         detection = self.session.linked().get("detections")
-        table_row = None if detection is None else self.model.table_row_of(detection)
+        table_row = None if detection is None else self.table_row_of(detection)
         self._updating = True
         try:
             selection = self.view.selectionModel()

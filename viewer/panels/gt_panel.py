@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHeaderView, QLabel, QSplitter,
-                               QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                               QWidget)
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from mrcnn.boxes import compute_overlaps
 from mrcnn.targets import NEGATIVE, NEUTRAL, POSITIVE
 from viewer.export import export_widget_png
+from viewer.panels.kit import SessionPanel
 
 RECALL_IOU = 0.5
 # (label, trace stage whose boxes are matched against GT), in pipeline order.
@@ -89,26 +89,22 @@ def _item(value, text: str | None = None) -> QTableWidgetItem:
     return item
 
 
-class GroundTruthPanel(QWidget):
+class GroundTruthPanel(SessionPanel):
     """GT instances (click one to select it everywhere), target summaries and RPN recall."""
 
     def __init__(self, session, parent=None):
-        super().__init__(parent)
-        self.session = session
+        super().__init__(session, "No ground truth in this trace.\nTrace an image from a dataset "
+                                  "(with its annotations) to compare the RPN and heads with "
+                                  "ground truth.", parent)
         self.recall: dict = {}        # derived from the trace: {label: (box count, recall)}
         self.rpn_summary: dict | None = None
         self.roi_summary: dict | None = None
-        self._build()
-        session.traceChanged.connect(self._on_trace_changed)
+        self.set_content(self._build())
+        self.follow(session.traceChanged, self._on_trace_changed, lambda: session.trace)
         session.selectionChanged.connect(self._on_selection_changed)
-        self._on_trace_changed(session.trace)
+        self.sync()
 
-    def _build(self) -> None:
-        self.hint = QLabel("No ground truth in this trace.\nTrace an image from a dataset (with "
-                           "its annotations) to compare the RPN and heads with ground truth.")
-        self.hint.setAlignment(Qt.AlignCenter)
-        self.hint.setWordWrap(True)
-
+    def _build(self) -> QWidget:
         self.gt_table = QTableWidget(0, 5)
         self.gt_table.setHorizontalHeaderLabels(["#", "Class", "Box [y1, x1, y2, x2]", "Box area",
                                                  "Mask area"])
@@ -147,18 +143,13 @@ class GroundTruthPanel(QWidget):
         splitter = QSplitter(Qt.Vertical)
         splitter.addWidget(self.gt_table)
         splitter.addWidget(summaries)
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.hint)
-        self.stack.addWidget(splitter)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.stack)
+        return splitter
 
     # ---- session -> view -----------------------------------------------------------------
 
     def _on_trace_changed(self, trace) -> None:
         has_gt = trace is not None and "gt" in trace
-        self.stack.setCurrentIndex(1 if has_gt else 0)
+        self.show_content(has_gt)
         self.recall = recall_summary(trace) if has_gt else {}
         self._fill_gt_table(trace if has_gt else None)
         self._fill_recall()

@@ -11,11 +11,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QFontMetrics
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QSplitter, QStackedWidget,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QSplitter, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
 from mrcnn.trace_data import ACTIVATION_PREFIX
 from viewer.export import export_widget_png
+from viewer.panels.kit import SessionPanel
 
 # Stages whose "count" is an image height, not a number of items.
 COUNTLESS_STAGES = ("input",)
@@ -42,23 +43,19 @@ def _numeric_item(text: str, value: float) -> QTableWidgetItem:
     return item
 
 
-class TimingsPanel(QWidget):
+class TimingsPanel(SessionPanel):
     """Per-stage timings (bar chart + table with ms and %) and per-stage counts of the trace."""
 
     def __init__(self, session, parent=None):
-        super().__init__(parent)
-        self.session = session
+        super().__init__(session, "No timings: open or trace an image to see how long each "
+                                  "stage took.", parent)
         self.rows: list[tuple[str, float, float]] = []  # derived from the trace, for tests/export
         self.total_ms = 0.0
-        self._build()
-        session.traceChanged.connect(self._on_trace_changed)
-        self._on_trace_changed(session.trace)
+        self.set_content(self._build())
+        self.follow(session.traceChanged, self._on_trace_changed, lambda: session.trace)
+        self.sync()
 
-    def _build(self) -> None:
-        self.hint = QLabel("No timings: open or trace an image to see how long each stage took.")
-        self.hint.setAlignment(Qt.AlignCenter)
-        self.hint.setWordWrap(True)
-
+    def _build(self) -> QWidget:
         self.plot = pg.PlotWidget()
         self.plot.setLabel("bottom", "time (ms)")
         # Values are already milliseconds: an SI prefix would label 1500 ms as "1.5 kms".
@@ -83,13 +80,7 @@ class TimingsPanel(QWidget):
         content_layout.setContentsMargins(0, 0, 0, 0)
         content_layout.addWidget(content, 1)
         content_layout.addWidget(self.total_label)
-
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.hint)
-        self.stack.addWidget(content_box)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.stack)
+        return content_box
 
     @staticmethod
     def _table(headers) -> QTableWidget:
@@ -113,7 +104,7 @@ class TimingsPanel(QWidget):
         self.rows, self.total_ms = timing_rows(timings)
         self._fill_timings()
         self._fill_counts(counts)
-        self.stack.setCurrentIndex(1 if (self.rows or counts) else 0)
+        self.show_content(bool(self.rows or counts))
 
     def _fill_timings(self) -> None:
         names = [name for name, _, _ in self.rows]

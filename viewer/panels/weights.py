@@ -11,21 +11,16 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QSplitter, QStackedWidget, QStyle, QTableView,
-                               QVBoxLayout, QWidget)
+                               QLineEdit, QSplitter, QStyle, QTableView, QVBoxLayout, QWidget)
 
+from mrcnn.stats import DEAD_THRESHOLD, EXPLODING_THRESHOLD  # numpy-only; for the tooltips
 from viewer.export import export_widget_png
-
-try:  # thresholds only feed the tooltips; mrcnn.stats is numpy-only
-    from mrcnn.stats import DEAD_THRESHOLD, EXPLODING_THRESHOLD
-except ImportError:  # pragma: no cover - keeps the panel usable on its own
-    DEAD_THRESHOLD, EXPLODING_THRESHOLD = 1e-8, 1e3
+from viewer.panels.kit import SORT_ROLE, Column, ColumnTableModel, SessionPanel
 
 COLUMNS = ("Layer", "Weight", "Shape", "Mean", "Std", "Min", "Max", "Zeros %", "Flags")
-SORT_ROLE = Qt.UserRole
 DEAD_COLOUR = QColor(205, 215, 245)
 EXPLODING_COLOUR = QColor(250, 200, 195)
 FLAG_TOOLTIPS = {
@@ -67,66 +62,52 @@ def _format_number(value: float) -> str:
     return "nan" if math.isnan(value) else f"{value:+.4g}"
 
 
-class WeightStatsModel(QAbstractTableModel):
-    """Table model over normalised weight statistics (one row per weight tensor)."""
+def _sort_number(value: float) -> float:
+    # NaN sorts last whatever the direction of the sort should say: treat it as +inf.
+    return math.inf if math.isnan(value) else value
 
-    def __init__(self, icons: dict, parent=None):
-        super().__init__(parent)
-        self.rows: list[dict] = []
-        self.icons = icons
 
-    def set_rows(self, rows: list[dict]) -> None:
-        self.beginResetModel()
-        self.rows = rows
-        self.endResetModel()
-
-    def rowCount(self, parent=QModelIndex()):
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent=QModelIndex()):
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.DisplayRole):
-        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
-            return COLUMNS[section]
+def _flag_brush(row: dict):
+    if not row["flags"]:
         return None
+    return QBrush(EXPLODING_COLOUR if "exploding" in row["flags"] else DEAD_COLOUR)
 
-    def data(self, index, role=Qt.DisplayRole):
-        if not index.isValid():
+
+def _flag_tooltip(row: dict):
+    if not row["flags"]:
+        return None
+    text = "\n\n".join(FLAG_TOOLTIPS[flag] for flag in row["flags"])
+    if row["nonfinite"]:
+        text += f"\n\n{row['nonfinite']} non-finite values (left out of the statistics)."
+    return text
+
+
+def weight_columns(icons: dict) -> tuple[Column, ...]:
+    """The table's columns over normalised statistics rows (``normalise_stat``); flagged rows
+    are coloured and explain their flag in every column's tooltip."""
+    def column(title, text, sort=None, right=False, icon=None):
+        return Column(title, text, sort, right, tooltip=_flag_tooltip, background=_flag_brush,
+                      icon=icon)
+
+    def number(title, key):
+        return column(title, lambda row: _format_number(row[key]),
+                      lambda row: _sort_number(row[key]), right=True)
+
+    def flag_icon(row):
+        if not row["flags"]:
             return None
-        row, column = self.rows[index.row()], COLUMNS[index.column()]
-        if role in (Qt.DisplayRole, SORT_ROLE):
-            return self._value(row, column, sort=role == SORT_ROLE)
-        flags = row["flags"]
-        if role == Qt.BackgroundRole and flags:
-            return QBrush(EXPLODING_COLOUR if "exploding" in flags else DEAD_COLOUR)
-        if role == Qt.ToolTipRole and flags:
-            text = "\n\n".join(FLAG_TOOLTIPS[flag] for flag in flags)
-            if row["nonfinite"]:
-                text += f"\n\n{row['nonfinite']} non-finite values (left out of the statistics)."
-            return text
-        if role == Qt.DecorationRole and column == "Flags" and flags:
-            return self.icons["exploding" if "exploding" in flags else "dead"]
-        if role == Qt.TextAlignmentRole and column in ("Mean", "Std", "Min", "Max", "Zeros %"):
-            return int(Qt.AlignRight | Qt.AlignVCenter)
-        return None
+        return icons["exploding" if "exploding" in row["flags"] else "dead"]
 
-    @staticmethod
-    def _value(row: dict, column: str, sort: bool):
-        key = {"Layer": "layer", "Weight": "name", "Mean": "mean", "Std": "std", "Min": "min",
-               "Max": "max"}.get(column)
-        if column == "Shape":
-            size = int(np.prod(row["shape"])) if row["shape"] else 1
-            return size if sort else (" x ".join(map(str, row["shape"])) or "scalar")
-        if column == "Zeros %":
-            return 100.0 * row["zeros"] if sort else f"{100.0 * row['zeros']:.1f}"
-        if column == "Flags":
-            return len(row["flags"]) if sort else ", ".join(row["flags"])
-        value = row[key]
-        if isinstance(value, float):
-            # NaN sorts last whatever the direction of the sort should say: treat it as +inf.
-            return (math.inf if math.isnan(value) else value) if sort else _format_number(value)
-        return value
+    return (column("Layer", lambda row: row["layer"]),
+            column("Weight", lambda row: row["name"]),
+            column("Shape", lambda row: " x ".join(map(str, row["shape"])) or "scalar",
+                   lambda row: int(np.prod(row["shape"])) if row["shape"] else 1),
+            number("Mean", "mean"), number("Std", "std"), number("Min", "min"),
+            number("Max", "max"),
+            column("Zeros %", lambda row: f"{100.0 * row['zeros']:.1f}",
+                   lambda row: 100.0 * row["zeros"], right=True),
+            column("Flags", lambda row: ", ".join(row["flags"]), lambda row: len(row["flags"]),
+                   icon=flag_icon))
 
 
 class WeightFilterProxy(QSortFilterProxyModel):
@@ -154,29 +135,25 @@ class WeightFilterProxy(QSortFilterProxyModel):
         return not self.text or self.text in f"{row['layer']}/{row['name']}".lower()
 
 
-class WeightsPanel(QWidget):
+class WeightsPanel(SessionPanel):
     """Weight statistics of the session's model: table, filter, and the selected histogram."""
 
     def __init__(self, session, parent=None):
-        super().__init__(parent)
-        self.session = session
+        super().__init__(session, "No weight statistics yet.\nLoad a model (or a weights file) "
+                                  "to inspect its weight histograms.", parent)
         style = self.style()
         icons = {"dead": style.standardIcon(QStyle.SP_MessageBoxWarning),
                  "exploding": style.standardIcon(QStyle.SP_MessageBoxCritical)}
-        self.model = WeightStatsModel(icons, self)
+        self.model = ColumnTableModel(weight_columns(icons), [], self)
         self.proxy = WeightFilterProxy(self)
         self.proxy.setSourceModel(self.model)
         self.selected_row: int | None = None  # row of self.model shown in the histogram
-        self._build()
-        session.weightStatsChanged.connect(self._on_stats_changed)
-        self._on_stats_changed(session.weight_stats)
+        self.set_content(self._build())
+        self.follow(session.weightStatsChanged, self._on_stats_changed,
+                    lambda: session.weight_stats)
+        self.sync()
 
-    def _build(self) -> None:
-        self.hint = QLabel("No weight statistics yet.\nLoad a model (or a weights file) to "
-                           "inspect its weight histograms.")
-        self.hint.setAlignment(Qt.AlignCenter)
-        self.hint.setWordWrap(True)
-
+    def _build(self) -> QWidget:
         self.filter_edit = QLineEdit()
         self.filter_edit.setPlaceholderText("Filter by layer or weight name (e.g. res4, bn, kernel)")
         self.filter_edit.setClearButtonEnabled(True)
@@ -217,13 +194,7 @@ class WeightsPanel(QWidget):
         splitter.addWidget(table_box)
         splitter.addWidget(self.plot)
         splitter.setSizes([300, 200])
-
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.hint)
-        self.stack.addWidget(splitter)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.stack)
+        return splitter
 
     # ---- session -> view -----------------------------------------------------------------
 
@@ -231,7 +202,7 @@ class WeightsPanel(QWidget):
         rows = [normalise_stat(stat) for stat in (stats or [])]
         self.model.set_rows(rows)
         self._show_histogram(None)
-        self.stack.setCurrentIndex(1 if rows else 0)
+        self.show_content(bool(rows))
         self.table.resizeColumnsToContents()
         self._update_summary()
         if rows:  # an empty histogram plot reads as broken: show the first weight's at once

@@ -10,95 +10,27 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pyqtgraph as pg
-from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QFontDatabase, QGuiApplication
-from PySide6.QtWidgets import (QAbstractItemView, QApplication, QCheckBox, QHBoxLayout, QLabel,
-                               QListView, QListWidget, QListWidgetItem, QMessageBox,
-                               QPlainTextEdit, QProgressBar, QProgressDialog, QPushButton,
-                               QSizePolicy, QSplitter, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QLabel, QListView,
+                               QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit,
+                               QProgressBar, QPushButton, QSizePolicy, QSplitter,
+                               QVBoxLayout, QWidget)
 
-from viewer.training.process import STOPPING, TensorBoardProcess
+from viewer.training.closing import confirm_stop_runs, stop_all_and_wait
+from viewer.training.loss_plot import LossPlot
+from viewer.training.process import STOPPING
+from viewer.training.tensorboard_controls import TensorBoardControls
 from viewer.training.request import TrainRequest
-from viewer.training.runs import FAILED, INTERRUPTED, LOSS_NAMES, RunRecord, RunsModel
+from viewer.training.runs import FAILED, INTERRUPTED, RunRecord, RunsModel
 
 RUNS_ROOT_KEY = "training/runs_root"
-CLOSE_GRACE_MS = 20_000  # closing the window: STOP file, then SIGTERM after this...
-CLOSE_KILL_MS = 10_000   # ...and a kill this much later (~30 s in all)
-PLOT_BACKGROUND = (30, 30, 34)  # the canvas' background: one dark theme for plots
-LOSS_COLORS = {"loss": (235, 235, 235), "rpn_class_loss": (90, 170, 255),
-               "rpn_bbox_loss": (255, 160, 50), "mrcnn_class_loss": (90, 210, 100),
-               "mrcnn_bbox_loss": (245, 90, 90), "mrcnn_mask_loss": (190, 140, 250)}
 WIDE_RATIO = 1.6  # width / height above which the parts sit side by side
 STOP_TIP = "Finish the current step, write a checkpoint and stop (press again to kill)"
 
 
 def default_runs_root() -> str:
     return str(Path(os.getcwd()) / "runs")
-
-
-def short_loss_name(name: str) -> str:
-    return name if name == "loss" else name[: -len("_loss")]
-
-
-class IntegerAxis(pg.AxisItem):
-    """An axis of whole numbers (steps): no "2.5" ticks when few steps are plotted."""
-
-    def tickValues(self, minVal, maxVal, size):
-        return [(spacing, [v for v in values if float(v).is_integer()])
-                for spacing, values in super().tickValues(minVal, maxVal, size)]
-
-
-class LossPlot(pg.GraphicsLayoutWidget):
-    """Train (solid, per step) and val (dashed with dots, per epoch) curves of the six losses,
-    x = global step. The legend sits right of the plot, never over the curves; clicking an
-    entry hides or shows that loss (train and val)."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setBackground(PLOT_BACKGROUND)
-        self.plot_item = self.addPlot(row=0, col=0, axisItems={"bottom": IntegerAxis("bottom")})
-        self.plot_item.setLabel("bottom", "step")
-        self.plot_item.setLabel("left", "loss")
-        self.plot_item.showGrid(x=True, y=True, alpha=0.2)
-        self.plot_item.getAxis("bottom").enableAutoSIPrefix(False)
-        self.legend = pg.LegendItem(labelTextSize="8pt", verSpacing=-4)
-        self.addItem(self.legend, row=0, col=1)
-        # Keep the legend its natural size at the top: the layout would spread its rows over
-        # the plot's height.
-        self.legend.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        self.ci.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
-        self.ci.layout.setColumnStretchFactor(0, 1)
-        self.curves: dict[tuple[str, str], pg.PlotDataItem] = {}
-        for name in LOSS_NAMES:
-            color = LOSS_COLORS[name]
-            train = self.plot_item.plot([], [], pen=pg.mkPen(color, width=1.5))
-            val = self.plot_item.plot(
-                [], [], pen=pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine),
-                symbol="o", symbolSize=6, symbolBrush=color, symbolPen=None)
-            self.curves["train", name], self.curves["val", name] = train, val
-            self.legend.addItem(train, short_loss_name(name))
-            train.visibleChanged.connect(lambda t=train, v=val: v.setVisible(t.isVisible()))
-        # Two entries explain the line styles for all six colours.
-        grey = (170, 170, 170)
-        self._style_samples = [
-            pg.PlotDataItem(pen=pg.mkPen(grey, width=1.5)),
-            pg.PlotDataItem(pen=pg.mkPen(grey, width=2, style=Qt.PenStyle.DashLine),
-                            symbol="o", symbolSize=6, symbolBrush=grey, symbolPen=None)]
-        self.legend.addItem(self._style_samples[0], "train (step)")
-        self.legend.addItem(self._style_samples[1], "val (epoch)")
-
-    def setLogMode(self, y: bool) -> None:
-        self.plot_item.setLogMode(y=y)
-
-    def show_curves(self, curves) -> None:
-        """Draw ``curves`` (runs.Curves, or None to clear)."""
-        for (split, name), item in self.curves.items():
-            if curves is None:
-                item.setData([], [])
-            else:
-                xs, ys = curves.arrays(split, name)
-                item.setData(xs, ys, connect="finite")
 
 
 class TrainingPanel(QWidget):
@@ -118,9 +50,8 @@ class TrainingPanel(QWidget):
         self.current_dataset = current_dataset or (lambda: None)
         self.model = RunsModel(self)
         self.record: RunRecord | None = None
-        self.tensorboard = TensorBoardProcess(self)
-        self.tensorboard.ready.connect(self._on_tensorboard_ready)
-        self.tensorboard.stopped.connect(self._on_tensorboard_stopped)
+        self.tensorboard_controls = TensorBoardControls(self._selected_tb_path, self)
+        self.tensorboard = self.tensorboard_controls.process
         self._build()
         self.model.runStarted.connect(lambda record: self.runStarted.emit(str(record.path)))
         self.set_runs_root(self.runs_root, remember=False)
@@ -132,15 +63,9 @@ class TrainingPanel(QWidget):
         self.stop_button = self._button("Stop", self.stop_selected, STOP_TIP)
         self.resume_button = self._button("Resume", self.resume_selected,
                                           "Continue the run from its last good checkpoint")
-        self.tb_button = self._button("TensorBoard", self.toggle_tensorboard,
-                                      "Serve this run's tb/ folder with TensorBoard")
-        self.tb_label = QLabel()
-        self.tb_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
-        self.tb_label.setOpenExternalLinks(True)
-        self.tb_copy = QToolButton(text="Copy")
-        self.tb_copy.setToolTip("Copy TensorBoard's address")
-        self.tb_copy.clicked.connect(self._copy_tensorboard_url)
-        self.tb_copy.hide()
+        controls = self.tensorboard_controls
+        self.tb_button, self.tb_label, self.tb_copy = (controls.button, controls.label,
+                                                       controls.copy_button)
         buttons = QHBoxLayout()
         for widget in (self.new_button, self.stop_button, self.resume_button, self.tb_button):
             buttons.addWidget(widget)
@@ -296,12 +221,7 @@ class TrainingPanel(QWidget):
 
     def new_run(self) -> None:
         """Ask for a run with the training dialog and start it."""
-        try:
-            from viewer.dialogs.train_dialog import TrainDialog
-        except ImportError as error:
-            QMessageBox.warning(self, "Training dialog unavailable",
-                                f"The training dialog cannot be opened: {error}")
-            return
+        from viewer.dialogs.train_dialog import TrainDialog  # on first use: a big dialog module
         dialog = TrainDialog(self, runs_root=self.runs_root,
                              current_dataset=self.current_dataset())
         if dialog.exec():
@@ -446,10 +366,7 @@ class TrainingPanel(QWidget):
         self.stop_button.setToolTip("Kill the process now (the epoch in progress is lost)"
                                     if stopping else STOP_TIP)
         self.resume_button.setEnabled(record is not None and record.can_resume())
-        self.tb_button.setEnabled(record is not None)
-        serving = record is not None and self.tensorboard.is_running() and \
-            self.tensorboard.logdir == str(record.run_dir.tb_path)
-        self.tb_button.setText("Stop TensorBoard" if serving else "TensorBoard")
+        self.tensorboard_controls.update_button()
         count = len(self.selected_checkpoints())
         self.load_button.setEnabled(count == 1)
         self.compare_button.setEnabled(count == 2)
@@ -482,89 +399,24 @@ class TrainingPanel(QWidget):
 
     def toggle_tensorboard(self) -> None:
         """Serve the selected run's tb/ (or stop serving it)."""
-        if self.record is None:
-            return
-        logdir = str(self.record.run_dir.tb_path)
-        if self.tensorboard.is_running() and self.tensorboard.logdir == logdir:
-            self.tensorboard.stop()
-            return
-        try:
-            url = self.tensorboard.start(logdir)
-        except RuntimeError as error:
-            self.tb_label.setText(str(error).replace("\n", " ").replace("    ", ""))
-            self.tb_label.setToolTip(str(error))
-            self.tb_label.setWordWrap(True)
-            self.tb_copy.hide()
-            return
-        self.tb_label.setText(f'<a href="{url}">{url}</a> (starting…)')
-        self.tb_label.setToolTip(f"TensorBoard on {logdir}")
-        self.tb_copy.show()
-        self._update_buttons()
+        self.tensorboard_controls.toggle()
 
-    def _on_tensorboard_ready(self, url: str) -> None:
-        self.tb_label.setText(f'TensorBoard: <a href="{url}">{url}</a>')
-
-    def _on_tensorboard_stopped(self, reason: str) -> None:
-        self.tb_label.setText(reason.splitlines()[0] if reason else "")
-        self.tb_label.setToolTip(reason)
-        self.tb_copy.hide()
-        self._update_buttons()
-
-    def _copy_tensorboard_url(self) -> None:
-        if self.tensorboard.url:
-            QGuiApplication.clipboard().setText(self.tensorboard.url)
+    def _selected_tb_path(self):
+        return None if self.record is None else str(self.record.run_dir.tb_path)
 
     # ---- closing -----------------------------------------------------------------------------
 
     def confirm_close(self, parent=None) -> bool:
         """Before the window closes: ask to stop running runs (False: keep the window open);
         on Yes stop them, waiting up to ~30 s before killing. Stops TensorBoard."""
-        running = self.model.running()
-        if running:
-            names = ", ".join(record.name for record in running)
-            answer = QMessageBox.question(
-                parent or self, "Stop training?",
-                f"Training is still running ({names}).\n\nStop it and close? The current step "
-                "finishes and a checkpoint is written, so Resume can continue later.",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                QMessageBox.StandardButton.No)
-            if answer != QMessageBox.StandardButton.Yes:
-                return False
-            self.stop_all_and_wait(parent)
+        if not confirm_stop_runs(self.model, parent or self):
+            return False
         self.shutdown()
         return True
 
     def stop_all_and_wait(self, parent=None) -> None:
-        """Stop every live run gracefully, showing a progress dialog; kill what outlives the
-        grace period (or everything, when the dialog's Kill now is pressed)."""
-        running = self.model.running()
-        if not running:
-            return
-        dialog = QProgressDialog("Stopping training: finishing the step and writing a "
-                                 "checkpoint…", "Kill now", 0, 0, parent or self)
-        dialog.setWindowTitle("Stopping training")
-        dialog.setWindowModality(Qt.WindowModality.WindowModal)
-        dialog.setMinimumDuration(0)
-        dialog.show()
-        for record in running:
-            record.stop(CLOSE_GRACE_MS, CLOSE_KILL_MS)
-        loop = QEventLoop()
-        poll = QTimer()
-        poll.timeout.connect(lambda: loop.quit() if dialog.wasCanceled() or
-                             not self.model.running() else None)
-        poll.start(100)
-        deadline = QTimer()
-        deadline.setSingleShot(True)
-        deadline.timeout.connect(loop.quit)
-        deadline.start(CLOSE_GRACE_MS + CLOSE_KILL_MS + 2000)
-        loop.exec()
-        poll.stop()
-        deadline.stop()
-        for record in self.model.running():  # Kill now, or the escalation did not end it
-            record.process.kill()
-            record.process.wait(3000)
-        QApplication.processEvents()  # deliver the exits
-        dialog.close()
+        """Stop every live run gracefully (see ``closing.stop_all_and_wait``)."""
+        stop_all_and_wait(self.model, parent or self)
 
     def shutdown(self) -> None:
         """Stop TensorBoard; kill any run still alive (no orphan outlives the window)."""

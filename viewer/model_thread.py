@@ -1,0 +1,81 @@
+"""``ModelThreadRunner``: the Document's job runner, one long-lived worker thread for every job.
+
+A Keras model is built, loaded and called only on that thread, job after job, so the model never
+runs on the GUI thread nor on two threads at once (a per-job thread would let a superseded job
+and its successor call the same model together). Jobs run in the order they were started; a
+cancelled or superseded job stops at its next step boundary, and its results are dropped like
+``JobRunner``'s. ``shutdown()`` ends the thread (window close, application quit).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+from viewer.workers import JobRunner
+
+
+class _Executor(QObject):
+    """Lives on the model thread; runs each worker handed to it there."""
+
+    @Slot(object)
+    def execute(self, worker) -> None:
+        worker.run()
+
+
+class ModelThreadRunner(JobRunner):
+    """A ``JobRunner`` whose jobs all run, in order, on one thread that lives until
+    ``shutdown()``. Same signals and the same cancel / supersede rules."""
+
+    _dispatch = Signal(object)  # worker -> _Executor.execute on the model thread
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._thread = QThread()
+        self._thread.setObjectName("mrcnn-model")
+        self._executor = _Executor()
+        self._executor.moveToThread(self._thread)
+        self._dispatch.connect(self._executor.execute, Qt.ConnectionType.QueuedConnection)
+        self._idle = threading.Condition()
+        self._pending: list = []  # started workers that have not ended yet
+        self._thread.start()
+
+    def start(self, worker):
+        self.cancel()
+        worker.moveToThread(self._thread)
+        worker.progress.connect(self._on_progress)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+        worker.cancelled.connect(self._on_cancelled)
+        # Direct: runs on the model thread, so wait() works while the GUI thread blocks in it.
+        worker.done.connect(lambda w=worker: self._job_ended(w),
+                            Qt.ConnectionType.DirectConnection)
+        with self._idle:
+            self._pending.append(worker)
+        self._current = worker
+        self.busyChanged.emit(True)
+        self._dispatch.emit(worker)
+        return worker
+
+    def _job_ended(self, worker) -> None:
+        with self._idle:
+            if worker in self._pending:
+                self._pending.remove(worker)
+            self._idle.notify_all()
+
+    def wait(self, msecs: int = 10000) -> bool:
+        """Wait until every started job has ended; True if they all did within ``msecs``."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._pending, msecs / 1000.0)
+
+    def shutdown(self, msecs: int = 10000) -> bool:
+        """Cancel the current job, let the running one end, and stop the thread."""
+        self.cancel()
+        ended = self.wait(msecs)
+        self._thread.quit()
+        return self._thread.wait(msecs) and ended
+
+    def is_running(self) -> bool:
+        """Whether the model thread still runs (False after ``shutdown``)."""
+        return self._thread.isRunning()
