@@ -34,11 +34,17 @@ _META_FIELDS = {
 }
 
 
-def _resize(image, output_shape, order=1, preserve_range=False):
-    """skimage resize with matterport's settings (utils.resize): constant mode, no anti-aliasing."""
-    return skimage.transform.resize(image, output_shape, order=order, mode="constant", cval=0,
-                                    clip=True, preserve_range=preserve_range,
-                                    anti_aliasing=False)
+def resize(image, output_shape, order=1, mode="constant", cval=0, clip=True,
+           preserve_range=False, anti_aliasing=False, anti_aliasing_sigma=None):
+    """skimage resize with matterport's defaults (its utils.resize): constant mode, no
+    anti-aliasing, so masks and images resize to the same values as there."""
+    return skimage.transform.resize(image, output_shape, order=order, mode=mode, cval=cval,
+                                    clip=clip, preserve_range=preserve_range,
+                                    anti_aliasing=anti_aliasing,
+                                    anti_aliasing_sigma=anti_aliasing_sigma)
+
+
+_resize = resize  # the name this module's functions use
 
 
 # ---------------------------------------------------------------------------------------------

@@ -88,3 +88,127 @@ def generate_pyramid_anchors(scales, ratios, feature_shapes, feature_strides, an
     return np.concatenate([generate_anchors(scales[i], ratios, feature_shapes[i],
                                             feature_strides[i], anchor_stride)
                            for i in range(len(scales))], axis=0)
+
+
+def non_max_suppression(boxes, scores, threshold):
+    """matterport utils.non_max_suppression: reversed argsort, so among equal scores the LAST
+    box comes first."""
+    boxes = boxes.astype(np.float32) if boxes.dtype.kind != "f" else boxes
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    ixs = scores.argsort()[::-1]
+    pick = []
+    while len(ixs) > 0:
+        i = ixs[0]
+        pick.append(i)
+        iou = compute_iou(boxes[i], boxes[ixs[1:]], area[i], area[ixs[1:]])
+        ixs = np.delete(ixs, np.where(iou > threshold)[0] + 1)
+        ixs = np.delete(ixs, 0)
+    return np.array(pick, dtype=np.int32)
+
+
+def extract_bboxes(mask):
+    """matterport utils.extract_bboxes."""
+    boxes = np.zeros([mask.shape[-1], 4], dtype=np.int32)
+    for i in range(mask.shape[-1]):
+        cols = np.where(np.any(mask[:, :, i], axis=0))[0]
+        rows = np.where(np.any(mask[:, :, i], axis=1))[0]
+        if cols.shape[0]:
+            boxes[i] = [rows[0], cols[0], rows[-1] + 1, cols[-1] + 1]
+    return boxes
+
+
+def apply_box_deltas(boxes, deltas):
+    """matterport utils.apply_box_deltas (float32)."""
+    boxes = boxes.astype(np.float32)
+    height = boxes[:, 2] - boxes[:, 0]
+    width = boxes[:, 3] - boxes[:, 1]
+    center_y = boxes[:, 0] + 0.5 * height + deltas[:, 0] * height
+    center_x = boxes[:, 1] + 0.5 * width + deltas[:, 1] * width
+    height = height * np.exp(deltas[:, 2])
+    width = width * np.exp(deltas[:, 3])
+    y1 = center_y - 0.5 * height
+    x1 = center_x - 0.5 * width
+    return np.stack([y1, x1, y1 + height, x1 + width], axis=1)
+
+
+def norm_boxes(boxes, shape):
+    """matterport utils.norm_boxes."""
+    h, w = shape
+    return np.divide(boxes - np.array([0, 0, 1, 1]),
+                     np.array([h - 1, w - 1, h - 1, w - 1])).astype(np.float32)
+
+
+def denorm_boxes(boxes, shape):
+    """matterport utils.denorm_boxes."""
+    h, w = shape
+    return np.around(np.multiply(boxes, np.array([h - 1, w - 1, h - 1, w - 1]))
+                     + np.array([0, 0, 1, 1])).astype(np.int32)
+
+
+def compute_overlaps_masks(masks1, masks2):
+    """matterport utils.compute_overlaps_masks (non-empty inputs)."""
+    masks1 = np.reshape(masks1 > .5, (-1, masks1.shape[-1])).astype(np.float32)
+    masks2 = np.reshape(masks2 > .5, (-1, masks2.shape[-1])).astype(np.float32)
+    area1, area2 = np.sum(masks1, axis=0), np.sum(masks2, axis=0)
+    intersections = np.dot(masks1.T, masks2)
+    return intersections / (area1[:, None] + area2[None, :] - intersections)
+
+
+def trim_zeros(x):
+    return x[~np.all(x == 0, axis=1)]
+
+
+def compute_matches(gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids, pred_scores,
+                    pred_masks, iou_threshold=0.5, score_threshold=0.0):
+    """matterport utils.compute_matches, including its ``gt_match[j] > 0`` test: a GT matched
+    by the top-scoring prediction (index 0) can be matched again."""
+    gt_boxes = trim_zeros(gt_boxes)
+    gt_masks = gt_masks[..., :gt_boxes.shape[0]]
+    pred_boxes = trim_zeros(pred_boxes)
+    pred_scores = pred_scores[:pred_boxes.shape[0]]
+    indices = np.argsort(pred_scores)[::-1]
+    pred_boxes, pred_class_ids = pred_boxes[indices], pred_class_ids[indices]
+    pred_masks = pred_masks[..., indices]
+    overlaps = compute_overlaps_masks(pred_masks, gt_masks)
+    pred_match = -1 * np.ones([pred_boxes.shape[0]])
+    gt_match = -1 * np.ones([gt_boxes.shape[0]])
+    for i in range(len(pred_boxes)):
+        sorted_ixs = np.argsort(overlaps[i])[::-1]
+        low = np.where(overlaps[i, sorted_ixs] < score_threshold)[0]
+        if low.size > 0:
+            sorted_ixs = sorted_ixs[:low[0]]
+        for j in sorted_ixs:
+            if gt_match[j] > 0:
+                continue
+            if overlaps[i, j] < iou_threshold:
+                break
+            if pred_class_ids[i] == gt_class_ids[j]:
+                gt_match[j] = i
+                pred_match[i] = j
+                break
+    return gt_match, pred_match, overlaps
+
+
+def compute_ap(gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids, pred_scores,
+               pred_masks, iou_threshold=0.5):
+    """matterport utils.compute_ap."""
+    gt_match, pred_match, overlaps = compute_matches(
+        gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids, pred_scores, pred_masks,
+        iou_threshold)
+    precisions = np.cumsum(pred_match > -1) / (np.arange(len(pred_match)) + 1)
+    recalls = np.cumsum(pred_match > -1).astype(np.float32) / len(gt_match)
+    precisions = np.concatenate([[0], precisions, [0]])
+    recalls = np.concatenate([[0], recalls, [1]])
+    for i in range(len(precisions) - 2, -1, -1):
+        precisions[i] = np.maximum(precisions[i], precisions[i + 1])
+    indices = np.where(recalls[:-1] != recalls[1:])[0] + 1
+    m_ap = np.sum((recalls[indices] - recalls[indices - 1]) * precisions[indices])
+    return m_ap, precisions, recalls, overlaps
+
+
+def compute_recall(pred_boxes, gt_boxes, iou):
+    """matterport utils.compute_recall (non-empty inputs)."""
+    overlaps = compute_overlaps(pred_boxes, gt_boxes)
+    iou_max, iou_argmax = np.max(overlaps, axis=1), np.argmax(overlaps, axis=1)
+    positive_ids = np.where(iou_max >= iou)[0]
+    return len(set(iou_argmax[positive_ids])) / gt_boxes.shape[0], positive_ids
