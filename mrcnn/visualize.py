@@ -44,6 +44,14 @@ def _figure(rows: int = 1, cols: int = 1, size: float = 5.0, title: str | None =
     return fig, axes
 
 
+def _figure_or_axes(ax, figsize):
+    """(None, ax) to draw into the caller's axes, or (new Figure, its axes)."""
+    if ax is not None:
+        return None, ax
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
+
+
 def _show_image(ax, image, title=None):
     image = np.asarray(image)
     if image.dtype != np.uint8:
@@ -81,14 +89,17 @@ def _mark_empty(ax, what):
 
 
 def display_instances(image, boxes, masks, class_ids, class_names, scores=None, title="",
-                      figsize=(8, 8), show_mask=True, show_bbox=True, colors=None,
-                      captions=None) -> Figure:
-    """Image with each instance's box [N, 4], [H, W, N] mask and "class score" caption."""
+                      figsize=(8, 8), ax=None, show_mask=True, show_bbox=True, colors=None,
+                      captions=None):
+    """Image with each instance's box [N, 4], [H, W, N] mask and "class score" caption.
+
+    Draws into ``ax`` and returns it when given (matterport's signature); otherwise returns a
+    new Figure.
+    """
     boxes = np.asarray(boxes).reshape(-1, 4)
     count = len(boxes)
     colors = colors or random_colors(count)
-    fig = Figure(figsize=figsize)
-    ax = fig.subplots()
+    fig, ax = _figure_or_axes(ax, figsize)
     masked = np.asarray(image, dtype=np.float32)
     for i in range(count):
         color = colors[i]
@@ -108,7 +119,7 @@ def display_instances(image, boxes, masks, class_ids, class_names, scores=None, 
     _show_image(ax, masked, title)
     if not count:
         _mark_empty(ax, "instances")
-    return fig
+    return ax if fig is None else fig
 
 
 def draw_boxes(image, boxes=None, refined_boxes=None, masks=None, captions=None,
