@@ -201,8 +201,10 @@ def checkpoint_callback(save_weights, checkpoint_path):
 
 
 def find_trainable_layer(layer):
-    """The layer that owns the weights: the inner layer of a TimeDistributed wrapper."""
-    while type(layer).__name__ == "TimeDistributed":
+    """The layer that owns the weights: the inner layer of a (Roi)TimeDistributed wrapper."""
+    import keras
+
+    while isinstance(getattr(layer, "layer", None), keras.layers.Layer):
         layer = layer.layer
     return layer
 
