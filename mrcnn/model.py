@@ -21,12 +21,19 @@ from mrcnn import modellib_compat as compat
 from mrcnn.anchors import get_anchors, get_anchors_pixels
 from mrcnn.config import Config
 # matterport's modellib functions, so `import mrcnn.model as modellib` code runs unchanged.
-from mrcnn.modellib_compat import (build_rpn_targets, compose_image_meta,  # noqa: F401
+from mrcnn.modellib_compat import (build_rpn_targets, compose_image_meta,
                                    compute_backbone_shapes, data_generator, denorm_boxes_graph,
                                    load_image_gt, log, mold_image, norm_boxes_graph,
                                    parse_image_meta, parse_image_meta_graph, unmold_image)
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["MaskRCNN", "INFERENCE_OUTPUTS", "build_inference_graph",
+           # matterport's modellib functions (mrcnn.modellib_compat)
+           "log", "compute_backbone_shapes", "load_image_gt", "build_rpn_targets",
+           "data_generator", "mold_image", "unmold_image", "compose_image_meta",
+           "parse_image_meta", "parse_image_meta_graph", "norm_boxes_graph",
+           "denorm_boxes_graph"]
 
 # Names of the inference graph's outputs, in the order the Keras model returns them.
 INFERENCE_OUTPUTS = (

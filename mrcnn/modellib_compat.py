@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrcnn.anchors import feature_shapes, get_anchors_pixels
+from mrcnn.anchors import feature_shapes
 from mrcnn.boxes import denorm_boxes_tf as denorm_boxes_graph
 from mrcnn.boxes import norm_boxes_tf as norm_boxes_graph
 from mrcnn.imaging import compose_image_meta, mold_image, parse_image_meta, unmold_image
