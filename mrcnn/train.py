@@ -105,6 +105,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--validation-steps", type=int, default=None,
                         help="default: the config's VALIDATION_STEPS; 0 = no validation")
     parser.add_argument("--augment", default="", help='e.g. "hflip,scale=0.8-1.2" (or "none")')
+    parser.add_argument("--augment-albumentations", default="", metavar="MODULE:ATTR|FILE",
+                        help="an albumentations pipeline instead of --augment: "
+                        "'package.module:attribute' or a JSON/YAML file from albumentations.save")
     parser.add_argument("--run-dir", help="run directory (default runs/<NAME>_<timestamp>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --run-dir from its last good checkpoint")
@@ -601,7 +604,7 @@ def run_training(args, events) -> int:
     train_data, val_data, summary = load_datasets(args)
     import keras
 
-    from mrcnn.data.augment import parse_augmentation
+    from mrcnn.data.albumentations_aug import training_augmentation
     from mrcnn.data.pipeline import make_dataset
     from mrcnn.model import MaskRCNN
 
@@ -621,7 +624,7 @@ def run_training(args, events) -> int:
     args.run_dir = str(run_dir.path)  # so a later failure is recorded in this directory
     if not saved_config:
         config.to_json(run_dir.config_path)
-    augmentation = parse_augmentation(args.augment)
+    augmentation = training_augmentation(args.augment, args.augment_albumentations)
     chief = strategy_info["chief"]
 
     model = MaskRCNN("training", config, run_dir.path, strategy=strategy)

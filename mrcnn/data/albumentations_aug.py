@@ -90,8 +90,14 @@ def load_albumentations(spec: str) -> AlbumentationsAugmentation:
         target = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as error:
         raise ValueError(f"albumentations pipeline {spec!r}: {error}") from error
-    return as_augmentation(target() if callable(target) and not _is_albumentations(target)
-                           else target, what=spec)
+    # A class or factory function is called; a transform instance (callable too) is used as is.
+    if isinstance(target, type) or (callable(target) and not _is_albumentations(target)):
+        try:
+            target = target()
+        except Exception as error:  # the user's factory: say whose call failed
+            raise ValueError(f"albumentations pipeline {spec!r}: calling it failed: "
+                             f"{type(error).__name__}: {error}") from error
+    return as_augmentation(target, what=spec)
 
 
 def _is_albumentations(value) -> bool:
@@ -118,3 +124,26 @@ def as_augmentation(augmentation, what="augmentation"):
         return augmentation
     raise TypeError(f"{what}: got {type(augmentation).__name__}; expected None, an "
                     f"mrcnn.data.augment.Augmentation, or an albumentations transform / Compose")
+
+
+def training_augmentation(spec_text, albumentations_spec=None):
+    """The augmentation of ``mrcnn train``: ``--augment`` (the project's spec, the default) or
+    ``--augment-albumentations`` (a pipeline for ``load_albumentations``), not both."""
+    from mrcnn.data.augment import parse_augmentation
+
+    own = parse_augmentation(spec_text)
+    if not albumentations_spec:
+        return own
+    if own is not None:
+        raise ValueError(f"--augment {spec_text!r} and --augment-albumentations "
+                         f"{albumentations_spec!r} both given; choose one augmentation")
+    return load_albumentations(albumentations_spec)
+
+
+def albumentations_problem(spec) -> str | None:
+    """Why ``spec`` cannot be loaded (the message of load_albumentations), or None when it can."""
+    try:
+        load_albumentations(spec)
+    except (ValueError, TypeError) as error:
+        return str(error)
+    return None

@@ -341,6 +341,7 @@ class TrainDialog(TrainDialogSections, QDialog):
             parse_augmentation(self.augmentation_text())
         except ValueError as e:
             problems.append(f"Augmentation: {e}")
+        problems += self.albumentations_problems()
         return problems + self._run_dir_problems()
 
     def _dataset_problems(self) -> list[str]:
@@ -439,6 +440,7 @@ class TrainDialog(TrainDialogSections, QDialog):
             args += ["--init", self.init_path(), "--exclude", *self.exclude_layers()]
         if self.augmentation_text():
             args += ["--augment", self.augmentation_text()]
+        args += self.albumentations_args()
         if self.mixed_precision.isChecked():
             args.append("--mixed-precision")
         if self.train_bn.isChecked():

@@ -34,7 +34,7 @@ REMEMBERED = ("kind_combo", "shapes_train", "shapes_val", "shapes_size", "train_
               "validation_steps", "train_bn", "init_file", "device_combo", "mixed_precision",
               "seed", "aug_hflip", "aug_vflip", "aug_scale", "aug_scale_low", "aug_scale_high",
               "aug_crop", "aug_crop_value", "aug_brightness", "aug_brightness_value",
-              "aug_contrast", "aug_contrast_value")
+              "aug_contrast", "aug_contrast_value", "aug_albumentations")
 
 
 class TrainDialogSections:
@@ -240,8 +240,34 @@ class TrainDialogSections:
         grid.addWidget(self.aug_brightness_value, 3, 1)
         grid.addWidget(self.aug_contrast, 4, 0)
         grid.addWidget(self.aug_contrast_value, 4, 1)
+        # An albumentations pipeline replaces the options above (mrcnn train
+        # --augment-albumentations); empty keeps them.
+        self.aug_albumentations = QLineEdit()
+        self.aug_albumentations.setPlaceholderText("albumentations: module:attr or pipeline.json")
+        self.aug_albumentations.setToolTip("An albumentations pipeline instead of the options "
+                                           "above: 'package.module:attribute' or a JSON/YAML "
+                                           "file written by albumentations.save")
+        grid.addWidget(self.aug_albumentations, 5, 0, 1, 4)
         grid.setColumnStretch(4, 1)
         return box
+
+    def albumentations_args(self) -> list[str]:
+        """The --augment-albumentations arguments of the run ([] when the field is empty)."""
+        spec = self.aug_albumentations.text().strip()
+        return ["--augment-albumentations", spec] if spec else []
+
+    def albumentations_problems(self) -> list[str]:
+        """Why the albumentations pipeline cannot be used (with the options above, or unloadable)."""
+        spec = self.aug_albumentations.text().strip()
+        if not spec:
+            return []
+        if self.augmentation_text():
+            return ["Augmentation: an albumentations pipeline replaces the options above; "
+                    "untick them or clear the albumentations field"]
+        from mrcnn.data.albumentations_aug import albumentations_problem
+
+        problem = albumentations_problem(spec)
+        return [f"Augmentation: {problem}"] if problem else []
 
     def _build_run(self) -> QGroupBox:
         self.device_combo = QComboBox()
