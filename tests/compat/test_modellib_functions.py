@@ -167,3 +167,28 @@ def test_imagenet_weights_are_never_downloaded(tmp_path, monkeypatch):
     weights.write_bytes(b"x")
     monkeypatch.setenv(modellib_compat.IMAGENET_WEIGHTS_ENV, str(weights))
     assert modellib_compat.imagenet_weights_path() == str(weights)
+
+
+def test_cli_init_from_a_matterport_checkpoint_starts_at_epoch_zero(tmp_path):
+    """load_weights continues a matterport checkpoint's epoch (as there); --init must not."""
+    import types
+
+    from mrcnn.train import load_initial_weights
+
+    path = tmp_path / "coco20240101T0000" / "mask_rcnn_coco_0160.h5"
+    path.parent.mkdir()
+    path.write_bytes(b"")
+
+    class Model:
+        epoch = 0
+
+        def load_weights(self, filepath, exclude=None):
+            self.epoch = modellib_compat.log_dir_paths(tmp_path, "coco", filepath)[2]
+            return types.SimpleNamespace(loaded=["conv1"])
+
+    model = Model()
+    model.load_weights(str(path))
+    assert model.epoch == 160
+    args = types.SimpleNamespace(init=str(path), exclude=[])
+    assert load_initial_weights(model, args, None)["path"] == str(path)
+    assert model.epoch == 0
