@@ -28,8 +28,8 @@ from mrcnn.boxes import (apply_box_deltas, box_refinement, compute_iou, compute_
                          norm_boxes)
 from mrcnn.boxes import box_refinement_tf as box_refinement_graph
 from mrcnn.data.dataset import Dataset
-from mrcnn.evaluate import (compute_ap, compute_ap_range, compute_matches, compute_recall,
-                            trim_zeros)
+from mrcnn import evaluate
+from mrcnn.evaluate import compute_ap, compute_matches, compute_recall, trim_zeros
 from mrcnn.imaging import (expand_mask, minimize_mask, resize, resize_image, resize_mask,
                            unmold_mask)
 
@@ -47,6 +47,15 @@ COCO_MODEL_URL = "https://github.com/matterport/Mask_RCNN/releases/download/v2.0
 # Environment variable naming a local copy of mask_rcnn_coco.h5 for download_trained_weights.
 COCO_WEIGHTS_ENV = "MRCNN_COCO_WEIGHTS"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def compute_ap_range(gt_box, gt_class_id, gt_mask, pred_box, pred_class_id, pred_score,
+                     pred_mask, iou_thresholds=None, verbose=1):
+    """Mean AP over IoU thresholds (default 0.50:0.95); matterport's signature, which prints
+    each AP by default (``evaluate.compute_ap_range`` does the work)."""
+    return evaluate.compute_ap_range(gt_box, gt_class_id, gt_mask, pred_box, pred_class_id,
+                                     pred_score, pred_mask, iou_thresholds=iou_thresholds,
+                                     verbose=verbose)
 
 
 def mold_mask(mask, config) -> np.ndarray:

@@ -119,3 +119,31 @@ def test_pipeline_augments_all_but_the_no_augmentation_sources(tiny_config):
                         batch_size=1, no_augmentation_sources=["real"])
     boxes = [batch["input_gt_boxes"].numpy()[0, 0] for batch in data]
     np.testing.assert_array_equal(boxes, [[10, 103, 30, 123], [10, 5, 30, 25]])
+
+
+def test_ported_nucleus_pipeline_from_the_readme_runs_and_keeps_masks_aligned():
+    """matterport's samples/nucleus imgaug pipeline, ported as the README shows."""
+    augmentation = A.Compose([
+        A.SomeOf([A.HorizontalFlip(p=1.0), A.VerticalFlip(p=1.0),
+                  A.OneOf([A.Affine(rotate=90, p=1.0), A.Affine(rotate=180, p=1.0),
+                           A.Affine(rotate=270, p=1.0)], p=1.0),
+                  A.MultiplicativeNoise(multiplier=(0.8, 1.5), per_channel=False,
+                                        elementwise=False, p=1.0),
+                  A.GaussianBlur(sigma_limit=(0.1, 5.0), p=1.0)], n=2, p=1.0),
+    ])
+    image = np.zeros((48, 48, 3), np.uint8)
+    masks = np.zeros((48, 48, 2), bool)
+    masks[5:15, 8:20, 0] = True
+    masks[30:44, 25:31, 1] = True
+    image[masks[..., 0]] = 250
+    image[masks[..., 1]] = 40  # dim: stays below half the bright one after any noise
+    wrapped = as_augmentation(augmentation)
+    for seed in range(8):
+        out_image, out_masks = wrapped.apply(image, masks, np.random.default_rng(seed))
+        assert out_image.shape == image.shape and out_masks.shape == masks.shape
+        assert out_masks.sum(axis=(0, 1)).tolist() == [120, 84]  # flips/rotations keep areas
+        # Geometry moved image and masks alike: the bright object (above half the brightest
+        # value; blur and noise change values, not where they are) is centred on its mask.
+        bright = out_image[..., 0] > out_image[..., 0].max() / 2
+        centre = np.argwhere(bright).mean(axis=0)
+        np.testing.assert_allclose(centre, np.argwhere(out_masks[..., 0]).mean(axis=0), atol=1.5)

@@ -30,7 +30,7 @@ REEXPORTS = {
     "unmold_mask": imaging.unmold_mask, "generate_anchors": anchors.generate_anchors,
     "generate_pyramid_anchors": anchors.generate_pyramid_anchors,
     "trim_zeros": evaluate.trim_zeros, "compute_matches": evaluate.compute_matches,
-    "compute_ap": evaluate.compute_ap, "compute_ap_range": evaluate.compute_ap_range,
+    "compute_ap": evaluate.compute_ap,
     "compute_recall": evaluate.compute_recall, "norm_boxes": boxes.norm_boxes,
     "denorm_boxes": boxes.denorm_boxes, "resize": imaging.resize,
 }
@@ -176,6 +176,21 @@ def test_duplicate_of_the_top_prediction_is_a_false_positive():
     assert utils.compute_ap(*args)[0] == pytest.approx(1.0)  # recall 1 reached at rank 1
     precisions = utils.compute_ap(*args)[1]
     np.testing.assert_allclose(precisions[1:-1], [1.0, 0.5])
+
+
+def test_compute_ap_range_prints_by_default_as_matterport(capsys):
+    args = ap_case(np.random.default_rng(9))
+    thresholds = np.arange(0.5, 1.0, 0.05)
+    mean_ap = utils.compute_ap_range(*args)
+    assert mean_ap == evaluate.compute_ap_range(*args, verbose=0)
+    assert mean_ap == pytest.approx(np.mean([evaluate.compute_ap(*args, iou_threshold=t)[0]
+                                             for t in thresholds]), abs=1e-12)
+    assert 0.0 < mean_ap < 1.0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 11 and lines[0].startswith("AP @0.50:") and lines[-1].startswith(
+        "AP @0.50-0.95:")
+    assert utils.compute_ap_range(*args, iou_thresholds=[0.5], verbose=0) == \
+        evaluate.compute_ap(*args)[0]
 
 
 def test_empty_inputs_give_defined_values():
