@@ -192,3 +192,36 @@ def test_cli_init_from_a_matterport_checkpoint_starts_at_epoch_zero(tmp_path):
     args = types.SimpleNamespace(init=str(path), exclude=[])
     assert load_initial_weights(model, args, None)["path"] == str(path)
     assert model.epoch == 0
+
+
+def test_train_passes_albumentations_and_no_augmentation_sources_to_the_pipeline(
+        tiny_config, shapes, monkeypatch):
+    """MaskRCNN.train(augmentation=<albumentations>, no_augmentation_sources=[...]) reaches
+    make_dataset wrapped and unchanged (the pipeline's use of them is tested with make_dataset)."""
+    import albumentations as A
+
+    from mrcnn.data import pipeline
+    from mrcnn.data.albumentations_aug import AlbumentationsAugmentation
+
+    seen = {}
+
+    class Reached(Exception):
+        pass
+
+    def fake_make_dataset(dataset, config, **kwargs):
+        seen.update(kwargs, dataset=dataset)
+        raise Reached
+
+    monkeypatch.setattr(pipeline, "make_dataset", fake_make_dataset)
+    model = object.__new__(modellib.MaskRCNN)  # no graph needed to reach the data pipeline
+    model.mode, model.config = "training", tiny_config
+    flip = A.HorizontalFlip(p=1.0)
+    with pytest.raises(Reached):
+        model.train(shapes, None, 0.001, 1, "heads", augmentation=flip,
+                    no_augmentation_sources=["shapes"])
+    assert seen["dataset"] is shapes and seen["no_augmentation_sources"] == ["shapes"]
+    assert isinstance(seen["augmentation"], AlbumentationsAugmentation)
+    assert seen["augmentation"].transform.transforms[0] is flip
+    fake_imgaug = type("Fliplr", (), {"__module__": "imgaug.augmenters.flip"})()
+    with pytest.raises(TypeError, match="imgaug"):
+        model.train(shapes, None, 0.001, 1, "heads", augmentation=fake_imgaug)
