@@ -34,11 +34,17 @@ _META_FIELDS = {
 }
 
 
-def _resize(image, output_shape, order=1, preserve_range=False):
-    """skimage resize with matterport's settings (utils.resize): constant mode, no anti-aliasing."""
-    return skimage.transform.resize(image, output_shape, order=order, mode="constant", cval=0,
-                                    clip=True, preserve_range=preserve_range,
-                                    anti_aliasing=False)
+def resize(image, output_shape, order=1, mode="constant", cval=0, clip=True,
+           preserve_range=False, anti_aliasing=False, anti_aliasing_sigma=None):
+    """skimage resize with matterport's defaults (its utils.resize): constant mode, no
+    anti-aliasing, so masks and images resize to the same values as there."""
+    return skimage.transform.resize(image, output_shape, order=order, mode=mode, cval=cval,
+                                    clip=clip, preserve_range=preserve_range,
+                                    anti_aliasing=anti_aliasing,
+                                    anti_aliasing_sigma=anti_aliasing_sigma)
+
+
+_resize = resize  # the name this module's functions use
 
 
 # ---------------------------------------------------------------------------------------------
@@ -49,12 +55,13 @@ def _resize(image, output_shape, order=1, preserve_range=False):
 def to_model_channels(image, channels=3, source="image") -> np.ndarray:
     """[H, W, channels] uint8 or float32 (0..255) image from grayscale, RGB(A), 8/16-bit or float input.
 
-    Grayscale ([H, W] or [H, W, 1]) is repeated to RGB, RGBA loses its alpha, uint16 is divided by
+    Grayscale ([H, W] or [H, W, 1]) is repeated to RGB, gray + alpha ([H, W, 2]) and RGBA lose
+    their alpha, uint16 is divided by
     257 (65535 -> 255, float32), floats in 0..1 are scaled to 0..255 (float32). Anything else
     raises ValueError naming ``source``, what was received and what was expected.
     """
     image = np.asarray(image)
-    expected = (f"expected an [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] numeric image "
+    expected = (f"expected an [H, W], [H, W, 1], [H, W, 2], [H, W, 3] or [H, W, 4] numeric image "
                 f"(model takes {channels} channel(s))")
     received = f"got shape {image.shape} dtype {image.dtype}"
     if image.dtype == bool:
@@ -66,6 +73,10 @@ def to_model_channels(image, channels=3, source="image") -> np.ndarray:
     if image.ndim == 2:
         image = image[:, :, None]
     count = image.shape[-1]
+    if count == 2 and channels in (1, 3):
+        # Gray + alpha (PNG colour type 4): the first channel is the luminance; alpha is dropped
+        # (as for RGBA), then the gray goes the usual way.
+        image, count = image[:, :, :1], 1
     if count != channels:
         if count == 1 and channels == 3:
             image = np.repeat(image, 3, axis=-1)

@@ -9,6 +9,7 @@ Shape shorthand: B images, A anchors (all levels), K = min(PRE_NMS_LIMIT, A), R 
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from pathlib import Path
@@ -16,10 +17,23 @@ from pathlib import Path
 import numpy as np
 
 from mrcnn import imaging
-from mrcnn.anchors import get_anchors
+from mrcnn import modellib_compat as compat
+from mrcnn.anchors import get_anchors, get_anchors_pixels
 from mrcnn.config import Config
+# matterport's modellib functions, so `import mrcnn.model as modellib` code runs unchanged.
+from mrcnn.modellib_compat import (build_rpn_targets, compose_image_meta,
+                                   compute_backbone_shapes, data_generator, denorm_boxes_graph,
+                                   load_image_gt, log, mold_image, norm_boxes_graph,
+                                   parse_image_meta, parse_image_meta_graph, unmold_image)
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
+
+__all__ = ["MaskRCNN", "INFERENCE_OUTPUTS", "build_inference_graph",
+           # matterport's modellib functions (mrcnn.modellib_compat)
+           "log", "compute_backbone_shapes", "load_image_gt", "build_rpn_targets",
+           "data_generator", "mold_image", "unmold_image", "compose_image_meta",
+           "parse_image_meta", "parse_image_meta_graph", "norm_boxes_graph",
+           "denorm_boxes_graph"]
 
 # Names of the inference graph's outputs, in the order the Keras model returns them.
 INFERENCE_OUTPUTS = (
@@ -103,6 +117,7 @@ class MaskRCNN:
         self.model_dir = Path(model_dir) if model_dir is not None else Path("logs")
         self.epoch = 0  # epochs completed (matterport's counter; train() continues from it)
         self._predict_fn = None
+        self.set_log_dir()
         if mode == "inference":
             self.keras_model = build_inference_graph(config)
             return
@@ -170,7 +185,7 @@ class MaskRCNN:
             chunk = images[start:start + batch]
             results.extend(self._detect_batch(chunk))
         if verbose:
-            log.info("detected %s instances in %d images",
+            logger.info("detected %s instances in %d images",
                      [len(r["class_ids"]) for r in results], len(images))
         return results
 
@@ -189,24 +204,37 @@ class MaskRCNN:
     # ---- training --------------------------------------------------------------------------
 
     def train(self, train_dataset, val_dataset, learning_rate, epochs, layers,
-              augmentation=None, custom_callbacks=None, verbose=0, seed=0, optimizer_state=None):
+              augmentation=None, custom_callbacks=None, no_augmentation_sources=None,
+              verbose=0, seed=0, optimizer_state=None, save_checkpoints=None):
         """Train until epoch ``epochs`` (counted from 0, continuing from ``self.epoch``).
 
         ``train_dataset`` / ``val_dataset``: mrcnn Dataset objects (turned into tf.data pipelines
         with ``augmentation`` on the training side) or ready tf.data.Datasets of training inputs.
+        ``augmentation``: an ``mrcnn.data.augment.Augmentation`` or an albumentations pipeline;
+        images of ``no_augmentation_sources`` are not augmented.
         ``layers``: "heads", "3+", "4+", "5+", "all" or a regex of layer names.
+        ``save_checkpoints``: write ``self.checkpoint_path`` (matterport's
+        ``logs/<name><time>/mask_rcnn_<name>_<epoch>.h5``) after each epoch; None = only when
+        given Dataset objects (``mrcnn train`` passes tf.data and keeps its own run directory).
         ``optimizer_state``: an ``.optimizer.npz`` written by ``save_optimizer_state`` (a
         resume), restored when it fits the optimizer and trainable variables
         (``self.optimizer_state_report`` says what happened).
         Returns the keras History; per-epoch train and validation losses are in it.
         """
         self._require_mode("training", "train")
+        from mrcnn.data.albumentations_aug import as_augmentation
         from mrcnn.trainer import make_optimizer, set_trainable
 
-        train_data = self._as_tf_dataset(train_dataset, augmentation, shuffle=True, seed=seed)
+        train_data = self._as_tf_dataset(train_dataset, as_augmentation(augmentation),
+                                         shuffle=True, seed=seed,
+                                         no_augmentation_sources=no_augmentation_sources)
         val_data = None
         if val_dataset is not None:
             val_data = self._as_tf_dataset(val_dataset, None, shuffle=False, seed=seed)
+        callbacks = list(custom_callbacks or [])
+        if compat.writes_checkpoints(save_checkpoints, train_dataset):
+            os.makedirs(self.log_dir, exist_ok=True)
+            callbacks.append(compat.checkpoint_callback(self.save_weights, self.checkpoint_path))
         with self.strategy.scope():
             trainable = set_trainable(self.keras_model, layers, self.config.TRAIN_BN,
                                       self.config.head_train_bn)
@@ -216,15 +244,15 @@ class MaskRCNN:
 
                 self.optimizer_state_report = restore_optimizer_state(
                     self.trainer.optimizer, self.trainer.trainable_variables, optimizer_state)
-                log.info("%s", self.optimizer_state_report)
-        log.info("training %d layers (%s) from epoch %d to %d at lr %g", len(trainable), layers,
-                 self.epoch, epochs, learning_rate)
+                logger.info("%s", self.optimizer_state_report)
+        logger.info("training %d layers (%s) from epoch %d to %d at lr %g", len(trainable), layers,
+                    self.epoch, epochs, learning_rate)
         history = self.trainer.fit(
             train_data, initial_epoch=self.epoch, epochs=epochs,
             steps_per_epoch=self.config.STEPS_PER_EPOCH,
             validation_data=val_data,
             validation_steps=self.config.VALIDATION_STEPS if val_data is not None else None,
-            callbacks=list(custom_callbacks or []), verbose=verbose)
+            callbacks=callbacks, verbose=verbose)
         self.epoch = max(self.epoch, epochs)
         return history
 
@@ -237,7 +265,7 @@ class MaskRCNN:
 
         return save_optimizer_state(optimizer, self.trainer.trainable_variables, path)
 
-    def _as_tf_dataset(self, dataset, augmentation, shuffle, seed):
+    def _as_tf_dataset(self, dataset, augmentation, shuffle, seed, no_augmentation_sources=None):
         import tensorflow as tf
 
         if isinstance(dataset, tf.data.Dataset):
@@ -245,7 +273,8 @@ class MaskRCNN:
         from mrcnn.data.pipeline import make_dataset
 
         return make_dataset(dataset, self.config, shuffle=shuffle, augmentation=augmentation,
-                            repeat=True, seed=seed)
+                            repeat=True, seed=seed,
+                            no_augmentation_sources=no_augmentation_sources)
 
     # ---- weights ---------------------------------------------------------------------------
 
@@ -254,7 +283,8 @@ class MaskRCNN:
         from mrcnn.weights import load_weights
 
         report = load_weights(self.keras_model, filepath, by_name=by_name, exclude=exclude)
-        log.info("%s", report)
+        logger.info("%s", report)
+        self.set_log_dir(filepath)  # as matterport: a checkpoint of ours continues its run
         return report
 
     def save_weights(self, filepath) -> None:
@@ -263,6 +293,86 @@ class MaskRCNN:
 
         os.makedirs(Path(filepath).parent, exist_ok=True)
         save_weights(self.keras_model, filepath)
+
+    # ---- matterport's other methods (helpers in mrcnn.modellib_compat) ----------------------
+
+    def set_log_dir(self, model_path=None):
+        """Set log_dir / checkpoint_path (and epoch, from a checkpoint of ours) as matterport."""
+        self.log_dir, self.checkpoint_path, epoch = compat.log_dir_paths(
+            self.model_dir, self.config.NAME, model_path)
+        if model_path is None or epoch:
+            self.epoch = epoch
+
+    def find_last(self):
+        """Path of the last checkpoint of the newest run of this config's NAME in model_dir."""
+        return compat.find_last(self.model_dir, self.config.NAME)
+
+    def get_imagenet_weights(self):
+        """Path of a local ResNet-50 ImageNet weights file (FileNotFoundError says where)."""
+        return compat.imagenet_weights_path()
+
+    def compile(self, learning_rate, momentum):
+        """Compile the training model with the config's optimizer at this lr and momentum."""
+        self._require_mode("training", "compile")
+        from mrcnn.trainer import make_optimizer
+
+        config = copy.copy(self.config)
+        config.LEARNING_MOMENTUM = momentum
+        with self.strategy.scope():
+            self.trainer.compile(optimizer=make_optimizer(config, learning_rate))
+
+    def set_trainable(self, layer_regex, keras_model=None, indent=0, verbose=1):
+        """Make layers matching ``layer_regex`` (or a preset) trainable; returns their names."""
+        from mrcnn.trainer import set_trainable
+
+        names = set_trainable(keras_model or self.keras_model, layer_regex,
+                              self.config.TRAIN_BN, self.config.head_train_bn)
+        if verbose > 0:
+            print("\n".join(" " * indent + name for name in names))
+        return names
+
+    def mold_inputs(self, images):
+        """(molded_images, image_metas, windows) of a list of images."""
+        return imaging.mold_inputs(list(images), self.config)
+
+    def unmold_detections(self, detections, mrcnn_mask, original_image_shape, image_shape, window):
+        """(boxes [N, 4] int32 pixels, class_ids [N], scores [N], masks [H, W, N]) of one image."""
+        return imaging.unmold_detections(detections, mrcnn_mask, original_image_shape,
+                                         image_shape, window)[:4]
+
+    def detect_molded(self, molded_images, image_metas, verbose=0):
+        """detect() on already molded images; results in molded-image pixels."""
+        molded_images = np.asarray(molded_images, np.float32)
+        anchors = self.get_anchors(molded_images[0].shape)
+        out = self.predict_molded(molded_images, image_metas,
+                                  np.broadcast_to(anchors, (len(molded_images),) + anchors.shape))
+        results = []
+        for i, image in enumerate(molded_images):
+            rois, class_ids, scores, masks = self.unmold_detections(
+                out["detections"][i], out["mrcnn_mask"][i], image.shape, image.shape,
+                [0, 0, image.shape[0], image.shape[1]])
+            results.append({"rois": rois, "class_ids": class_ids, "scores": scores, "masks": masks})
+        return results
+
+    def get_anchors(self, image_shape):
+        """[A, 4] normalized anchors of a molded image; pixel ones in ``self.anchors``."""
+        self.anchors = get_anchors_pixels(self.config, image_shape)
+        return get_anchors(self.config, image_shape)
+
+    def run_graph(self, images, outputs, image_metas=None):
+        """{name: numpy} of graph tensors [(name, tensor or layer name)] for a list of images."""
+        return compat.run_graph(self, images, outputs, image_metas)
+
+    def ancestor(self, tensor, name, checked=None):
+        """Nearest ancestor of a graph tensor whose layer is ``name``, or None."""
+        return compat.ancestor(tensor, name, checked)
+
+    def find_trainable_layer(self, layer):
+        return compat.find_trainable_layer(layer)
+
+    def get_trainable_layers(self):
+        """Top-level layers that hold weights (TimeDistributed wrappers unwrapped)."""
+        return compat.trainable_layers(self.keras_model)
 
     def _require_mode(self, mode, what):
         if self.mode != mode:

@@ -31,6 +31,9 @@ CROWD_IOU = 0.001
 def build_rpn_targets(anchors, gt_class_ids, gt_boxes, config, rng=None):
     """Match [A, 4] pixel anchors to GT; return (rpn_match [A] int32, rpn_bbox [R, 4] float32).
 
+    IoUs are computed in float64 whatever the input dtype, so exact ties (several anchors
+    equally best for a GT box, all of which become positive) are the same as matterport's.
+
     ``gt_class_ids`` [G] int: > 0 an object, < 0 a crowd region, 0 padding (ignored).
     ``gt_boxes`` [G, 4] pixels. ``rpn_match`` holds POSITIVE / NEGATIVE / NEUTRAL per anchor;
     ``rpn_bbox`` row k holds the deltas (divided by ``config.RPN_BBOX_STD_DEV``) from the k-th
@@ -38,9 +41,12 @@ def build_rpn_targets(anchors, gt_class_ids, gt_boxes, config, rng=None):
     ``rng`` (``np.random.Generator``) drives the subsampling, so a seeded one is reproducible.
     """
     rng = np.random.default_rng() if rng is None else rng
-    anchors = np.asarray(anchors, dtype=np.float32).reshape(-1, 4)
+    # float64 as generated (and as matterport compares them): a float32 copy rounds the anchors'
+    # irrational sides (scale * sqrt(ratio)) differently per anchor, which breaks exact IoU ties
+    # and so changes which anchors are a GT box's best match.
+    anchors = np.asarray(anchors, dtype=np.float64).reshape(-1, 4)
     gt_class_ids = np.asarray(gt_class_ids).reshape(-1)
-    gt_boxes = np.asarray(gt_boxes, dtype=np.float32).reshape(-1, 4)
+    gt_boxes = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
     if len(gt_class_ids) != len(gt_boxes):
         raise ValueError(f"build_rpn_targets: gt_class_ids has {len(gt_class_ids)} entries but "
                          f"gt_boxes has {len(gt_boxes)} rows; expected one class id per box")

@@ -93,6 +93,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--validation-steps", type=int, default=None,
                         help="default: the config's VALIDATION_STEPS; 0 = no validation")
     parser.add_argument("--augment", default="", help='e.g. "hflip,scale=0.8-1.2" (or "none")')
+    parser.add_argument("--augment-albumentations", default="", metavar="MODULE:ATTR|FILE",
+                        help="an albumentations pipeline instead of --augment: "
+                        "'package.module:attribute' or a JSON/YAML file from albumentations.save")
     parser.add_argument("--run-dir", help="run directory (default runs/<NAME>_<timestamp>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --run-dir from its last good checkpoint")

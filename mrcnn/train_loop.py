@@ -37,7 +37,7 @@ class StartedRun:
     strategy: dict                # choose_strategy's description: kind, name, replicas, chief
     init: dict | None             # how the weights were initialised (run.json "init")
     resume_entry: dict | None     # the checkpoint a --resume continues from
-    augmentation: object          # mrcnn.data.augment's parsed --augment
+    augmentation: object          # --augment or --augment-albumentations, parsed
 
     @property
     def chief(self) -> bool:
@@ -48,7 +48,7 @@ def start_run(args, run_dir, resume_entry, train_data) -> StartedRun:
     """Seed, strategy, config (written to the run directory) and the model with its weights."""
     import keras
 
-    from mrcnn.data.augment import parse_augmentation
+    from mrcnn.data.albumentations_aug import training_augmentation
     from mrcnn.model import MaskRCNN
 
     if args.mixed_precision:
@@ -67,7 +67,7 @@ def start_run(args, run_dir, resume_entry, train_data) -> StartedRun:
     args.run_dir = str(run_dir.path)  # so a later failure is recorded in this directory
     if not saved_config:
         config.to_json(run_dir.config_path)
-    augmentation = parse_augmentation(args.augment)
+    augmentation = training_augmentation(args.augment, args.augment_albumentations)
 
     model = MaskRCNN("training", config, run_dir.path, strategy=strategy)
     if resume_entry is not None:

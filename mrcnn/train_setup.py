@@ -164,6 +164,7 @@ def load_initial_weights(model, args, run_dir):
             log.info("--init %s has %d classes, the model %d: not loading %s", path, count,
                      model.config.NUM_CLASSES, ", ".join(exclude))
     report = model.load_weights(path, exclude=exclude)
+    model.epoch = 0  # a new run (load_weights continues a matterport checkpoint's epoch count)
     return {"path": str(path), "exclude": exclude, "loaded_layers": len(report.loaded)}
 
 

@@ -44,6 +44,14 @@ def _figure(rows: int = 1, cols: int = 1, size: float = 5.0, title: str | None =
     return fig, axes
 
 
+def _figure_or_axes(ax, figsize):
+    """(None, ax) to draw into the caller's axes, or (new Figure, its axes)."""
+    if ax is not None:
+        return None, ax
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
+
+
 def _show_image(ax, image, title=None):
     image = np.asarray(image)
     if image.dtype != np.uint8:
@@ -81,14 +89,17 @@ def _mark_empty(ax, what):
 
 
 def display_instances(image, boxes, masks, class_ids, class_names, scores=None, title="",
-                      figsize=(8, 8), show_mask=True, show_bbox=True, colors=None,
-                      captions=None) -> Figure:
-    """Image with each instance's box [N, 4], [H, W, N] mask and "class score" caption."""
+                      figsize=(8, 8), ax=None, show_mask=True, show_bbox=True, colors=None,
+                      captions=None):
+    """Image with each instance's box [N, 4], [H, W, N] mask and "class score" caption.
+
+    Draws into ``ax`` and returns it when given (matterport's signature); otherwise returns a
+    new Figure.
+    """
     boxes = np.asarray(boxes).reshape(-1, 4)
     count = len(boxes)
     colors = colors or random_colors(count)
-    fig = Figure(figsize=figsize)
-    ax = fig.subplots()
+    fig, ax = _figure_or_axes(ax, figsize)
     masked = np.asarray(image, dtype=np.float32)
     for i in range(count):
         color = colors[i]
@@ -108,21 +119,21 @@ def display_instances(image, boxes, masks, class_ids, class_names, scores=None, 
     _show_image(ax, masked, title)
     if not count:
         _mark_empty(ax, "instances")
-    return fig
+    return ax if fig is None else fig
 
 
 def draw_boxes(image, boxes=None, refined_boxes=None, masks=None, captions=None,
-               visibilities=None, title="", figsize=(8, 8), limit=MAX_DRAWN_BOXES) -> Figure:
+               visibilities=None, title="", ax=None, figsize=(8, 8), limit=MAX_DRAWN_BOXES):
     """Boxes before (dotted) and after (solid) refinement, joined by a line, with masks/captions.
 
     ``boxes`` / ``refined_boxes`` [N, 4] (either may be None), ``masks`` [N, h, w] or
     [H, W, N], ``visibilities`` [N] in {0, 1, 2} (0: skip, 1: faint, 2: full), first ``limit``.
+    Draws into ``ax`` and returns it when given, else returns a new Figure.
     """
     count = len(boxes) if boxes is not None else len(refined_boxes) if refined_boxes is not None else 0
     count = min(count, limit)
     colors = random_colors(count)
-    fig = Figure(figsize=figsize)
-    ax = fig.subplots()
+    fig, ax = _figure_or_axes(ax, figsize)
     masked = np.asarray(image, dtype=np.float32)
     for i in range(count):
         visibility = 2 if visibilities is None else int(visibilities[i])
@@ -149,7 +160,7 @@ def draw_boxes(image, boxes=None, refined_boxes=None, masks=None, captions=None,
     _show_image(ax, masked, title)
     if not count:
         _mark_empty(ax, "boxes")
-    return fig
+    return ax if fig is None else fig
 
 
 def display_top_masks(image, mask, class_ids, class_names, limit: int = 4) -> Figure:
@@ -237,10 +248,9 @@ def display_weight_stats(stats, max_histograms: int = 12) -> Figure:
     return fig
 
 
-def plot_precision_recall(ap, precisions, recalls) -> Figure:
-    """Precision-recall curve with the AP in the title."""
-    fig, axes = _figure(1, 1, 5.0)
-    ax = axes[0, 0]
+def plot_precision_recall(ap, precisions, recalls, ax=None):
+    """Precision-recall curve with the AP in the title (into ``ax``, returned, or a new Figure)."""
+    fig, ax = _figure_or_axes(ax, (5.0, 5.0))
     ax.plot(recalls, precisions, color="tab:blue")
     ax.fill_between(recalls, precisions, alpha=0.2, step="post")
     ax.set_title(f"Precision-Recall curve. AP@50 = {ap:.3f}")
@@ -248,20 +258,21 @@ def plot_precision_recall(ap, precisions, recalls) -> Figure:
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1.05)
     ax.set_ylim(0, 1.05)
-    return fig
+    return ax if fig is None else fig
 
 
 def plot_overlaps(gt_class_ids, pred_class_ids, pred_scores, overlaps, class_names,
-                  threshold: float = 0.5) -> Figure:
-    """IoU grid [P, G] of predictions (rows, with scores) vs ground truth (columns)."""
+                  threshold: float = 0.5, ax=None):
+    """IoU grid [P, G] of predictions (rows, with scores) vs ground truth (columns), into ``ax``
+    (returned) or a new Figure."""
     gt_class_ids = np.asarray(gt_class_ids).reshape(-1)
     pred_class_ids = np.asarray(pred_class_ids).reshape(-1)
     overlaps = np.asarray(overlaps, dtype=np.float64).reshape(len(pred_class_ids),
                                                               len(gt_class_ids))
-    fig = Figure(figsize=(max(6, 0.6 * len(gt_class_ids) + 3), max(6, 0.4 * len(pred_class_ids) + 2)))
-    ax = fig.subplots()
+    fig, ax = _figure_or_axes(ax, (max(6, 0.6 * len(gt_class_ids) + 3),
+                                   max(6, 0.4 * len(pred_class_ids) + 2)))
     image = ax.imshow(overlaps if overlaps.size else np.zeros((1, 1)), cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(image, ax=ax, shrink=0.8)
+    ax.figure.colorbar(image, ax=ax, shrink=0.8)
 
     def name(class_id):
         return class_names[int(class_id)] if 0 <= int(class_id) < len(class_names) else str(class_id)
@@ -282,192 +293,104 @@ def plot_overlaps(gt_class_ids, pred_class_ids, pred_scores, overlaps, class_nam
     ax.set_xlabel("ground truth")
     ax.set_ylabel("predictions and scores")
     ax.set_title("overlaps (IoU)")
+    return ax if fig is None else fig
+
+
+# ---- more of matterport's visualize ---------------------------------------------------------
+
+
+def display_images(images, titles=None, cols=4, cmap=None, norm=None, interpolation=None):
+    """A Figure with the images in a grid of ``cols`` columns, titled."""
+    titles = titles if titles is not None else [""] * len(images)
+    rows = max(1, int(np.ceil(len(images) / cols)))
+    fig, axes = _figure(rows, cols, 3.5)
+    for i, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if i < len(images):
+            ax.set_title(titles[i], fontsize=9)
+            ax.imshow(np.asarray(images[i]).astype(np.uint8) if cmap is None else images[i],
+                      cmap=cmap, norm=norm, interpolation=interpolation)
     return fig
 
 
-# ---- trace stages ----------------------------------------------------------------------------
+def display_differences(image, gt_box, gt_class_id, gt_mask, pred_box, pred_class_id,
+                        pred_score, pred_mask, class_names, title="", ax=None, show_mask=True,
+                        show_box=True, iou_threshold=0.5, score_threshold=0.5):
+    """GT (green) and predictions (red, captioned "score / IoU" of their match or best GT)."""
+    from mrcnn.evaluate import compute_matches
+
+    order = np.argsort(np.asarray(pred_score))[::-1]  # compute_matches' order, so rows align
+    pred_box, pred_class_id = np.asarray(pred_box)[order], np.asarray(pred_class_id)[order]
+    pred_score, pred_mask = np.asarray(pred_score)[order], np.asarray(pred_mask)[..., order]
+    gt_match, pred_match, overlaps = compute_matches(
+        gt_box, gt_class_id, gt_mask, pred_box, pred_class_id, pred_score, pred_mask,
+        iou_threshold=iou_threshold, score_threshold=score_threshold)
+    gt_count, pred_count = len(gt_match), len(pred_match)
+    colors = [(0, 1, 0, .8)] * gt_count + [(1, 0, 0, 1)] * pred_count
+    captions = [""] * gt_count + [
+        f"{pred_score[i]:.2f} / "
+        f"{overlaps[i, int(pred_match[i])] if pred_match[i] > -1 else overlaps[i].max(initial=0):.2f}"
+        for i in range(pred_count)]
+    return display_instances(
+        image, np.concatenate([np.reshape(gt_box, (-1, 4))[:gt_count], pred_box[:pred_count]]),
+        np.concatenate([np.asarray(gt_mask)[..., :gt_count], pred_mask[..., :pred_count]], -1),
+        np.concatenate([np.asarray(gt_class_id)[:gt_count], pred_class_id[:pred_count]]),
+        class_names, ax=ax, show_bbox=show_box, show_mask=show_mask, colors=colors,
+        captions=captions,
+        title=title or "Ground Truth and Detections\n GT=green, pred=red, captions: score/IoU")
+
+
+def draw_rois(image, rois, refined_rois, mask, class_ids, class_names, limit=10, ax=None):
+    """Up to ``limit`` ROIs (chosen reproducibly) [N, 4] pixels and their refinements; positive
+    ones (class id > 0) drawn with their [N, h, w] mask pasted into the ROI."""
+    from mrcnn.imaging import unmold_mask
+
+    rois, class_ids = np.asarray(rois), np.asarray(class_ids)
+    ids = np.arange(len(rois))
+    if len(ids) > limit:
+        ids = np.sort(np.random.default_rng(0).choice(ids, limit, replace=False))
+    masks = np.stack([unmold_mask(mask[i], rois[i][:4].astype(np.int32), image.shape)
+                      for i in ids], axis=-1) if len(ids) else None
+    title = (f"Showing {len(ids)} random ROIs out of {len(rois)}" if len(rois) > limit
+             else f"{len(ids)} ROIs")
+    return draw_boxes(image, rois[ids], np.asarray(refined_rois)[ids], masks,
+                      captions=[class_names[int(c)] for c in class_ids[ids]],
+                      visibilities=np.where(class_ids[ids] > 0, 2, 0), title=title, ax=ax)
+
+
+def draw_box(image, box, color):
+    """Draw a 2-pixel box ``[y1, x1, y2, x2]`` into the [H, W, C] array ``image`` (in place, as
+    matterport) and return it."""
+    y1, x1, y2, x2 = (int(v) for v in box)
+    image[y1:y1 + 2, x1:x2] = color
+    image[y2:y2 + 2, x1:x2] = color
+    image[y1:y2, x1:x1 + 2] = color
+    image[y1:y2, x2:x2 + 2] = color
+    return image
+
+
+def display_table(table):
+    """HTML of a table (a list of rows), shown in a notebook when IPython is running; returned."""
+    import html
+
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row)
+                   + "</tr>" for row in table)
+    markup = f"<table>{rows}</table>"
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+    except ImportError:
+        return markup
+    if get_ipython() is not None:
+        display(HTML(markup))
+    return markup
+
+
+# ---- trace stages (mrcnn.visualize_stages) ----------------------------------------------------
 
 
 def stage_figure(trace, stage_key: str) -> Figure:
     """A figure for one stage of a ``Trace`` (every key of ``mrcnn.trace_data`` is supported)."""
-    from mrcnn.trace_data import ACTIVATION_PREFIX
+    from mrcnn.visualize_stages import stage_figure as draw_stage
 
-    stage = trace[stage_key]
-    if stage_key.startswith(ACTIVATION_PREFIX):
-        return display_activations(stage["values"], title=stage_key)
-    draw = _STAGE_FIGURES.get(stage_key)
-    if draw is None:
-        known = ", ".join([*_STAGE_FIGURES, ACTIVATION_PREFIX + "<layer>"])
-        raise ValueError(f"stage_figure: unknown stage {stage_key!r}; expected one of {known}")
-    fig = draw(trace, stage)
-    if not fig._suptitle:
-        fig.suptitle(stage_key)
-    return fig
-
-
-def _top(scores, limit=MAX_DRAWN_BOXES):
-    return np.argsort(-np.asarray(scores), kind="stable")[:limit]
-
-
-def _input_figure(trace, stage):
-    fig, axes = _figure(1, 2, 5.0)
-    _show_image(axes[0, 0], stage["image"], f"original {stage['image'].shape[:2]}")
-    _show_image(axes[0, 1], stage["molded"], f"molded {stage['molded'].shape[:2]}")
-    return fig
-
-
-def _anchors_figure(trace, stage):
-    """The anchors of the cell nearest the image centre, one colour per pyramid level."""
-    boxes, levels = stage["boxes"], stage["levels"]
-    height, width = trace.image.shape[:2]
-    centers = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
-    distance = np.abs(centers - [height / 2, width / 2]).sum(axis=1)
-    chosen = []
-    for level in np.unique(levels):
-        members = np.flatnonzero(levels == level)
-        nearest = distance[members].min()
-        chosen.extend(members[distance[members] <= nearest + 1e-3])
-    captions = [f"P{levels[i]}" for i in chosen]
-    fig = draw_boxes(trace.image, refined_boxes=boxes[chosen], captions=captions,
-                     title=f"{len(boxes)} anchors; central cell of each level")
-    return fig
-
-
-def _rpn_scores_figure(trace, stage):
-    """Max foreground score per feature cell, one heat map per pyramid level."""
-    from mrcnn.trace_views import max_score_per_cell  # local: one call site, shared with the viewer
-
-    scores, levels = stage["scores"], trace["anchors"]["levels"]
-    unique = np.unique(levels)
-    fig, axes = _figure(1, len(unique), 3.0, "RPN foreground score (max over anchors per cell)")
-    for ax, level in zip(axes.ravel(), unique):
-        level_scores = max_score_per_cell(trace, int(level))
-        if level_scores is None:  # shape unknown: the level's scores as one row
-            level_scores = scores[levels == level][None]
-        image = ax.imshow(level_scores, cmap="magma", vmin=0, vmax=1)
-        ax.set_title(f"P{level}")
-        ax.axis("off")
-    fig.colorbar(image, ax=list(axes.ravel()), shrink=0.7)
-    return fig
-
-
-def _rpn_deltas_figure(trace, stage):
-    deltas = stage["deltas"]
-    fig, axes = _figure(1, 4, 3.0, "RPN deltas (times RPN_BBOX_STD_DEV), all anchors")
-    for i, (ax, name) in enumerate(zip(axes.ravel(), ("dy", "dx", "log dh", "log dw"))):
-        ax.hist(deltas[:, i], bins=50, color="tab:blue")
-        ax.set_title(name)
-    return fig
-
-
-def _pre_nms_figure(trace, stage):
-    top = np.arange(min(len(stage["boxes"]), 50))
-    anchors = trace["anchors"]["boxes"][stage["anchor_indices"][top]]
-    return draw_boxes(trace.image, boxes=anchors, refined_boxes=stage["boxes"][top],
-                      title=f"top {len(top)} of {len(stage['boxes'])} anchors: "
-                            "dotted before, solid after refinement")
-
-
-def _post_nms_figure(trace, stage):
-    top = np.arange(min(len(stage["boxes"]), 50))
-    return draw_boxes(trace.image, refined_boxes=stage["boxes"][top],
-                      captions=[f"{s:.2f}" for s in stage["scores"][top]],
-                      title=f"top {len(top)} of {len(stage['boxes'])} proposals after NMS")
-
-
-def _targets_rpn_figure(trace, stage):
-    from mrcnn.targets import NEGATIVE
-
-    anchors = trace["anchors"]["boxes"]
-    positive = stage["positive_indices"][:MAX_DRAWN_BOXES]
-    negative = np.flatnonzero(stage["match"] == NEGATIVE)[:20]
-    boxes = np.concatenate([anchors[positive], anchors[negative]])
-    visibilities = np.array([2] * len(positive) + [1] * len(negative))
-    return draw_boxes(trace.image, refined_boxes=boxes, visibilities=visibilities,
-                      title=f"RPN targets: {len(stage['positive_indices'])} positive (colour), "
-                            f"{int(np.sum(stage['match'] == NEGATIVE))} negative (grey, 20 shown)")
-
-
-def _targets_rois_figure(trace, stage):
-    class_ids = stage["class_ids"]
-    names = trace.class_names
-    visibilities = np.where(class_ids > 0, 2, 1)[:MAX_DRAWN_BOXES]
-    captions = [names[c] if 0 < c < len(names) else "" for c in class_ids]
-    return draw_boxes(trace.image, refined_boxes=stage["boxes"], captions=captions,
-                      visibilities=visibilities,
-                      title=f"training ROIs: {int(np.sum(class_ids > 0))} positive, "
-                            f"{int(np.sum(class_ids == 0))} negative")
-
-
-def _class_probs_figure(trace, stage):
-    probs = stage["probs"]
-    fig, axes = _figure(1, 1, 6.0, "class probabilities per proposal")
-    ax = axes[0, 0]
-    image = ax.imshow(probs if probs.size else np.zeros((1, 1)), aspect="auto", cmap="viridis",
-                      vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xlabel("class")
-    ax.set_ylabel("proposal")
-    fig.colorbar(image, ax=ax)
-    return fig
-
-
-def _refined_figure(trace, stage):
-    probs = trace["heads/class_probs"]["probs"]
-    rois = trace["proposals/post_nms"]["boxes"]
-    class_ids = probs.argmax(axis=1) if len(probs) else np.zeros(0, int)
-    scores = probs[np.arange(len(probs)), class_ids]
-    top = [i for i in _top(scores) if class_ids[i] > 0][:50]
-    names = trace.class_names
-    return draw_boxes(trace.image, boxes=rois[top], refined_boxes=stage["boxes"][top, class_ids[top]],
-                      captions=[f"{names[class_ids[i]] if class_ids[i] < len(names) else class_ids[i]}"
-                                f" {scores[i]:.2f}" for i in top],
-                      title="proposals (dotted) refined for their best class (solid)")
-
-
-def _detections_pre_nms_figure(trace, stage):
-    top = _top(stage["scores"], 50)
-    names = trace.class_names
-    return draw_boxes(trace.image, refined_boxes=stage["boxes"][top],
-                      captions=[f"{names[c] if c < len(names) else c} {s:.2f}" for c, s in
-                                zip(stage["class_ids"][top], stage["scores"][top])],
-                      title=f"{len(stage['boxes'])} detections before per-class NMS (top 50)")
-
-
-def _detections_figure(trace, stage):
-    masks = trace["masks"]["masks"] if "masks" in trace else None
-    return display_instances(trace.image, stage["boxes"], masks, stage["class_ids"],
-                             trace.class_names, stage["scores"], show_mask=False,
-                             title=f"{len(stage['boxes'])} detections")
-
-
-def _raw_masks_figure(trace, stage):
-    masks = stage["masks"]
-    if not len(masks):
-        fig, axes = _figure(1, 1, 4.0)
-        _show_image(axes[0, 0], trace.image)
-        _mark_empty(axes[0, 0], "detections")
-        return fig
-    return display_activations(np.moveaxis(masks, 0, -1), max_channels=25, cmap="gray",
-                               title=f"raw {masks.shape[1]}x{masks.shape[2]} masks")
-
-
-def _masks_figure(trace, stage):
-    det = trace["detections"]
-    return display_instances(trace.image, det["boxes"], stage["masks"], det["class_ids"],
-                             trace.class_names, det["scores"], title="masks")
-
-
-def _gt_figure(trace, stage):
-    return display_instances(trace.image, stage["boxes"], stage.get("masks"), stage["class_ids"],
-                             trace.class_names, title=f"ground truth ({len(stage['boxes'])})")
-
-
-_STAGE_FIGURES = {
-    "input": _input_figure, "anchors": _anchors_figure, "rpn/scores": _rpn_scores_figure,
-    "rpn/deltas": _rpn_deltas_figure, "proposals/pre_nms": _pre_nms_figure,
-    "proposals/post_nms": _post_nms_figure, "targets/rpn": _targets_rpn_figure,
-    "targets/rois": _targets_rois_figure, "heads/class_probs": _class_probs_figure,
-    "heads/refined": _refined_figure, "detections/pre_nms": _detections_pre_nms_figure,
-    "detections": _detections_figure, "masks/raw": _raw_masks_figure, "masks": _masks_figure,
-    "gt": _gt_figure,
-}
+    return draw_stage(trace, stage_key)

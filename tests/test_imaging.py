@@ -46,7 +46,7 @@ def test_single_channel_model():
 @pytest.mark.parametrize("image, fragment", [
     (np.zeros(10, np.uint8), "(10,)"),
     (np.zeros((2, 3, 4, 3), np.uint8), "(2, 3, 4, 3)"),
-    (np.zeros((4, 4, 2), np.uint8), "2-channel"),
+    (np.zeros((4, 4, 6), np.uint8), "6-channel"),
     (np.zeros((4, 4, 5), np.uint8), "5-channel"),
     (np.zeros((0, 4, 3), np.uint8), "(0, 4, 3)"),
     (np.array([["a", "b"]]), "non-numeric"),
@@ -227,7 +227,7 @@ def test_mold_inputs_different_shapes_names_images(tiny_config):
     with pytest.raises(ValueError, match=r"images \[0, 1\].*images \[2\]"):
         imaging.mold_inputs(images, Pad())
     with pytest.raises(ValueError, match="image 1"):
-        imaging.mold_inputs([images[0], np.zeros((4, 4, 2))], tiny_config)
+        imaging.mold_inputs([images[0], np.zeros((4, 4, 5))], tiny_config)
 
 
 # ---- unmold_detections --------------------------------------------------------------------

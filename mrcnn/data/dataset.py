@@ -188,7 +188,8 @@ def read_image_rgb(path, what="image"):
 
 
 def to_rgb_uint8(image, source="image"):
-    """[H, W, 3] uint8 from gray [H, W] / [H, W, 1], RGBA, 16-bit or float [0, 1] images."""
+    """[H, W, 3] uint8 from gray [H, W] / [H, W, 1], gray+alpha [H, W, 2], RGBA, 16-bit or float
+    [0, 1] images (alpha dropped)."""
     try:
         from mrcnn.imaging import to_model_channels
     except ImportError:  # imaging is optional for datasets; the local fallback does the same
@@ -202,12 +203,13 @@ def to_rgb_uint8(image, source="image"):
 
 def _to_rgb_uint8(image, source):
     image = np.asarray(image)
-    if image.ndim == 3 and image.shape[-1] == 1:
+    if image.ndim == 3 and image.shape[-1] in (1, 2):  # gray, or gray + alpha (alpha dropped)
         image = image[..., 0]
     if image.ndim == 2:
         image = np.stack([image] * 3, axis=-1)
     if image.ndim != 3 or image.shape[-1] not in (3, 4):
-        raise DatasetError(f"{source}: expected a gray, RGB or RGBA image, got shape {image.shape}")
+        raise DatasetError(f"{source}: expected a gray, gray+alpha, RGB or RGBA image, "
+                           f"got shape {image.shape}")
     # Alpha is dropped, not composited: matterport did the same and models never saw it.
     image = image[..., :3]
     if image.dtype == np.uint8:

@@ -195,7 +195,8 @@ def image_rng(seed, epoch, image_id) -> np.random.Generator:
 
 
 def make_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True, seed=0,
-                 num_parallel_calls=None, batch_size=None, skip_crowd_only=True):
+                 num_parallel_calls=None, batch_size=None, skip_crowd_only=True,
+                 no_augmentation_sources=None):
     """tf.data.Dataset of batched training-input dicts (keys and shapes: ``element_spec``).
 
     Images are visited in a per-epoch permutation (``shuffle``) drawn from ``seed``; each image's
@@ -204,7 +205,8 @@ def make_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True, 
     ``skip_crowd_only`` drops images whose instances (after augmentation) are all crowd regions:
     they would train nothing but background. Batches are ``batch_size`` (default
     config.BATCH_SIZE) with the remainder dropped. A loading error is raised while iterating with
-    the image's id and ``dataset.image_reference`` in its message.
+    the image's id and ``dataset.image_reference`` in its message. Images whose source is in
+    ``no_augmentation_sources`` are never augmented (matterport's argument of that name).
     """
     import tensorflow as tf
 
@@ -218,6 +220,7 @@ def make_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True, 
         raise ValueError("make_dataset: the dataset has no images (did you call prepare()?)")
     batch_size = int(batch_size or config.BATCH_SIZE)
     specs = element_spec(config)
+    unaugmented = set(no_augmentation_sources or ())
 
     def visits():
         epochs = itertools.count() if repeat else range(1)
@@ -229,8 +232,10 @@ def make_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True, 
 
     def load(image_id, epoch):
         image_id, epoch = int(image_id.numpy()), int(epoch.numpy())
+        source = dataset.image_info[image_id]["source"]
+        image_augmentation = None if source in unaugmented else augmentation
         try:
-            inputs = build_training_inputs(dataset, config, image_id, augmentation,
+            inputs = build_training_inputs(dataset, config, image_id, image_augmentation,
                                            image_rng(seed, epoch, image_id))
         except Exception as error:  # any failure of user dataset code: say which image
             raise DataLoadError(

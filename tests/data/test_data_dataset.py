@@ -116,8 +116,8 @@ def test_load_image_errors_name_the_file(tmp_path):
         dataset.load_image(0)
     with pytest.raises(DatasetError, match="broken.png"):
         dataset.load_image(1)
-    with pytest.raises(DatasetError, match=r"expected a gray, RGB or RGBA image"):
-        _to_rgb_uint8(np.zeros((4, 4, 2), np.uint8), "x")
+    with pytest.raises(DatasetError, match=r"expected a gray, gray\+alpha, RGB or RGBA image"):
+        _to_rgb_uint8(np.zeros((4, 4, 5), np.uint8), "x")
     with pytest.raises(FileNotFoundError, match="nothing.jpg"):
         read_image_rgb(str(tmp_path / "nothing.jpg"))
 

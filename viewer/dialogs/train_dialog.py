@@ -306,6 +306,24 @@ class TrainDialog(QDialog):
                 tokens.append(f"{name}={spin.value():g}")
         return ",".join(tokens)
 
+    def albumentations_args(self) -> list[str]:
+        """The --augment-albumentations arguments of the run ([] when the field is empty)."""
+        spec = self.aug_albumentations.text().strip()
+        return ["--augment-albumentations", spec] if spec else []
+
+    def albumentations_problems(self) -> list[str]:
+        """Why the albumentations pipeline cannot be used (with the options above, or unloadable)."""
+        spec = self.aug_albumentations.text().strip()
+        if not spec:
+            return []
+        if self.augmentation_text():
+            return ["Augmentation: an albumentations pipeline replaces the options above; "
+                    "untick them or clear the albumentations field"]
+        from mrcnn.data.albumentations_aug import albumentations_problem
+
+        problem = albumentations_problem(spec)
+        return [f"Augmentation: {problem}"] if problem else []
+
     def device(self) -> Device:
         return self.devices[self.device_combo.currentIndex()]
 
@@ -343,6 +361,7 @@ class TrainDialog(QDialog):
             parse_augmentation(self.augmentation_text())
         except ValueError as e:
             problems.append(f"Augmentation: {e}")
+        problems += self.albumentations_problems()
         return problems + run_dir_problems(self.run_dir.text().strip())
 
     def _dataset_problems(self) -> list[str]:
@@ -419,6 +438,7 @@ class TrainDialog(QDialog):
             args += ["--init", self.init_path(), "--exclude", *self.exclude_layers()]
         if self.augmentation_text():
             args += ["--augment", self.augmentation_text()]
+        args += self.albumentations_args()
         if self.mixed_precision.isChecked():
             args.append("--mixed-precision")
         if self.train_bn.isChecked():

@@ -35,7 +35,7 @@ REMEMBERED = ("kind_combo", "shapes_train", "shapes_val", "shapes_size", "train_
               "validation_steps", "train_bn", "init_file", "device_combo", "mixed_precision",
               "seed", "aug_hflip", "aug_vflip", "aug_scale", "aug_scale_low", "aug_scale_high",
               "aug_crop", "aug_crop_value", "aug_brightness", "aug_brightness_value",
-              "aug_contrast", "aug_contrast_value")
+              "aug_contrast", "aug_contrast_value", "aug_albumentations")
 
 
 def build_dataset(form, on_kind_changed, on_size_changed, on_train_json_changed) -> QGroupBox:
@@ -247,6 +247,14 @@ def build_augmentation(form) -> QGroupBox:
     grid.addWidget(form.aug_brightness_value, 3, 1)
     grid.addWidget(form.aug_contrast, 4, 0)
     grid.addWidget(form.aug_contrast_value, 4, 1)
+    # An albumentations pipeline replaces the options above (mrcnn train
+    # --augment-albumentations); empty keeps them.
+    form.aug_albumentations = QLineEdit()
+    form.aug_albumentations.setPlaceholderText("albumentations: module:attr or pipeline.json")
+    form.aug_albumentations.setToolTip("An albumentations pipeline instead of the options "
+                                       "above: 'package.module:attribute' or a JSON/YAML "
+                                       "file written by albumentations.save")
+    grid.addWidget(form.aug_albumentations, 5, 0, 1, 4)
     grid.setColumnStretch(4, 1)
     return box
 
