@@ -36,9 +36,10 @@ def test_albumentations_pipeline_file_goes_to_mrcnn_train(qtbot, settings, tmp_p
     np.testing.assert_array_equal(augmentation.apply(image, np.zeros((2, 3, 0), bool))[0],
                                   image[:, ::-1])
 
-    dialog2 = make_dialog(qtbot, settings, tmp_path)  # remembered by the settings
-    dialog._save_settings()
-    dialog2._restore_settings()
+    from viewer.dialogs import train_dialog_sections as sections
+
+    sections.save_settings(settings, dialog, dialog.init_choice())
+    dialog2 = make_dialog(qtbot, settings, tmp_path)  # restores from the settings
     assert dialog2.aug_albumentations.text() == str(pipeline)
 
 
