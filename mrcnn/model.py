@@ -18,6 +18,7 @@ import numpy as np
 from mrcnn import imaging
 from mrcnn.anchors import get_anchors
 from mrcnn.config import Config
+from mrcnn.precision import built_under_config_policy
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ INFERENCE_OUTPUTS = (
 )
 
 
+@built_under_config_policy
 def build_inference_graph(config: Config):
     """The inference keras.Model: (image, image_meta, anchors) -> dict of INFERENCE_OUTPUTS."""
     import keras
