@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mrcnn.precision import add_precision_argument, apply_precision
+
 PROG = "mrcnn"
 
 
@@ -148,6 +150,7 @@ def build_model(args, command: str):
     """(inference MaskRCNN with weights loaded, config) from --weights / --config."""
     read_weight_shapes(args.weights)  # fail fast, before TensorFlow starts
     config = load_config(args.config, args.weights, command)
+    config = apply_precision(config, args.precision)
     from mrcnn.model import MaskRCNN
     from mrcnn.weights import WeightsError
 
@@ -223,6 +226,7 @@ def _model_arguments(parser):
     parser.add_argument("--config", metavar="C.json",
                         help="config JSON (default: inferred from the weights file)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    add_precision_argument(parser)
 
 
 # ---- trace -----------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import contextlib
 import copy
 import functools
 import logging
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -157,13 +158,21 @@ def apply_precision(config: Config, choice: str | None, cpuinfo_text: str | None
     if choice is None:
         return config
     resolution = resolve_precision(choice, cpuinfo_text, gpus)
-    log.info("precision: %s (%s)", resolution.compute_dtype, resolution.reason)
+    _say(f"precision: {resolution.compute_dtype} ({resolution.reason})")
     if resolution.compute_dtype == "bfloat16" and choice == "bf16":
         text = read_cpuinfo() if cpuinfo_text is None else cpuinfo_text
         if not cpu_bf16_flags(text) and not (gpus if gpus is not None else visible_gpus()):
-            log.warning("precision: bfloat16 on a CPU without %s is emulated (slower than "
-                        "float32); results stay correct", " or ".join(CPU_BF16_FLAGS))
+            _say(f"precision: bfloat16 on a CPU without {' or '.join(CPU_BF16_FLAGS)} is "
+                 "emulated (slower than float32); results stay correct")
     return with_compute_dtype(config, resolution.compute_dtype)
+
+
+def _say(message: str) -> None:
+    """Log ``message``; on stderr when logging is not set up (detect, trace, evaluate)."""
+    if logging.getLogger().handlers:
+        log.info("%s", message)
+    else:
+        print(f"mrcnn: {message}", file=sys.stderr)
 
 
 def add_precision_argument(parser, default=None):

@@ -44,6 +44,7 @@ from pathlib import Path  # noqa: E402
 
 from mrcnn.optimizer_state import optimizer_state_path  # noqa: E402
 from mrcnn.runs import RunDir, default_run_dir, read_json, resume_epoch  # noqa: E402
+from mrcnn.precision import add_precision_argument, apply_precision  # noqa: E402
 
 log = logging.getLogger("mrcnn.train")
 
@@ -108,7 +109,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--run-dir", help="run directory (default runs/<NAME>_<timestamp>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --run-dir from its last good checkpoint")
-    parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy")
+    parser.add_argument("--mixed-precision", action="store_true", help="same as --precision auto")
+    add_precision_argument(parser)
     parser.add_argument("--precise-bn", type=int, default=0, metavar="BATCHES",
                         help="with TRAIN_BN: before each epoch's checkpoint, set BatchNorm's "
                         "moving statistics to the average over BATCHES training batches "
@@ -605,13 +607,11 @@ def run_training(args, events) -> int:
     from mrcnn.data.pipeline import make_dataset
     from mrcnn.model import MaskRCNN
 
-    if args.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-        log.info("mixed precision: mixed_float16")
     keras.utils.set_random_seed(args.seed)
     strategy, strategy_info = choose_strategy()
     saved_config = run_dir.config_path if args.resume and run_dir.config_path.is_file() else None
     config = build_config(args, train_data, strategy_info["replicas"], saved_config)
+    config = apply_precision(config, args.precision or ("auto" if args.mixed_precision else None))
     if run_dir is None:
         run_dir = RunDir(default_run_dir(config.NAME or "mrcnn"))
     if not strategy_info["chief"]:

@@ -281,12 +281,22 @@ def _unpack(data):
 
 
 def make_optimizer(config: Config, learning_rate: float):
-    """config.OPTIMIZER (SGD with momentum, or Adam) with global-norm gradient clipping."""
+    """config.OPTIMIZER (SGD with momentum, or Adam) with global-norm gradient clipping.
+
+    COMPUTE_DTYPE float16 wraps it in dynamic loss scaling (float16 gradients underflow);
+    bfloat16 has float32's exponent range and needs none. The optimizer's own state is float32.
+    """
     if config.OPTIMIZER == "adam":
-        return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=config.LEARNING_MOMENTUM,
-                                     global_clipnorm=config.GRADIENT_CLIP_NORM)
-    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=config.LEARNING_MOMENTUM,
-                                global_clipnorm=config.GRADIENT_CLIP_NORM)
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate,
+                                          beta_1=config.LEARNING_MOMENTUM,
+                                          global_clipnorm=config.GRADIENT_CLIP_NORM)
+    else:
+        optimizer = keras.optimizers.SGD(learning_rate=learning_rate,
+                                         momentum=config.LEARNING_MOMENTUM,
+                                         global_clipnorm=config.GRADIENT_CLIP_NORM)
+    if getattr(config, "COMPUTE_DTYPE", "float32") == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 def batchnorm_layers_in_training(graph: keras.Model) -> list:

@@ -27,7 +27,7 @@ from viewer.panels.stage_list import StageListPanel
 from viewer.recent import TRACE_SUFFIXES, RecentFiles, sibling_image
 from viewer.session import Session
 from viewer.stages import STAGE_KEYS
-from viewer.status_bar import build_busy_status_bar, screen_fitted_size
+from viewer.status_bar import add_precision_label, build_busy_status_bar, screen_fitted_size
 from viewer.training.window_actions import TrainingActions
 from viewer.window_export import TRACE_FILTER, ExportActions, optional_class
 from viewer.workers import DatasetWorker, JobRunner, ModelSpec, TraceWorker, describe_error
@@ -154,6 +154,7 @@ class MainWindow(ExportActions, TrainingActions, QMainWindow):
     def _build_status_bar(self):
         self.status_label, self.busy_bar, self.cancel_button = build_busy_status_bar(
             self, self.cancel_job, "Stop loading / tracing (Ctrl+.); its results are dropped")
+        self.precision_label = add_precision_label(self, self.session)
         self._set_busy(False)
 
     def _action(self, menu, text, slot, shortcuts=(), tip=""):

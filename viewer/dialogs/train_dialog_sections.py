@@ -251,8 +251,10 @@ class TrainDialogSections:
                                      "training process; several GPUs train with MirroredStrategy")
         # The first GPU when there is one; "all GPUs" is a deliberate choice.
         self.device_combo.setCurrentIndex(1 if len(self.devices) > 1 else 0)
-        self.mixed_precision = QCheckBox("Mixed precision (float16 compute)")
-        self.mixed_precision.setToolTip("Faster on GPUs with tensor cores; slower on the CPU")
+        self.mixed_precision = QCheckBox("Mixed precision (bf16 / fp16 where the hardware has it)")
+        self.mixed_precision.setToolTip(
+            "mrcnn train --precision auto: bfloat16 on CPUs with AMX-BF16 or AVX512-BF16 and on "
+            "Ampere+ GPUs, float16 with loss scaling on older tensor-core GPUs, else float32")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
         self.seed.setToolTip("Seed of data order, generated shapes and initial weights")
         self.run_dir = QLineEdit()
