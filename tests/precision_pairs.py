@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mrcnn.boxes import compute_overlaps
-
 INPUT_SCALE = 100.0
 BACKGROUND_SHIFT = 1.0
-# A bfloat16 twin: same class and box IoU at least this (the issue's accuracy criterion).
-TWIN_IOU = 0.9
 
 
 def random_pair(config, seed=1):
@@ -60,20 +56,6 @@ def relative_error(reference, value):
     b = np.asarray(value, np.float64)
     return (float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-12)),
             float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-12)))
-
-
-def twin_rows(boxes, class_ids, other_boxes, other_class_ids, min_iou=TWIN_IOU):
-    """For each row of ``boxes`` [N, 4] pixels, the row of its best same-class twin in
-    ``other_boxes`` (IoU >= min_iou), or -1."""
-    twins = np.full(len(boxes), -1, np.int64)
-    if len(boxes) == 0 or len(other_boxes) == 0:
-        return twins
-    iou = compute_overlaps(np.asarray(boxes, np.float64), np.asarray(other_boxes, np.float64))
-    iou[np.asarray(class_ids)[:, None] != np.asarray(other_class_ids)[None, :]] = 0.0
-    best = iou.argmax(axis=1)
-    found = iou[np.arange(len(boxes)), best] >= min_iou
-    twins[found] = best[found]
-    return twins
 
 
 def proposal_anchors(trace):

@@ -102,6 +102,21 @@ def test_every_command_takes_precision():
     assert parser.parse_args([]).precision is None and "auto" in PRECISION_CHOICES
 
 
+def test_twins_need_the_same_class_and_iou_of_at_least_0_9():
+    from mrcnn.precision_compare import twin_counts, twin_rows
+
+    boxes = np.array([[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 60, 60]])
+    # IoU of [0, 0, 10, 10] with [0, 0, 10, 11] is 100 / 110 = 0.909; with [0, 0, 10, 12] 0.833.
+    others = np.array([[0, 0, 10, 12], [0, 0, 10, 11], [20, 20, 40, 40], [50, 50, 60, 60]])
+    np.testing.assert_array_equal(twin_rows(boxes, [1, 2, 3], others, [1, 1, 2, 1]), [1, 2, -1])
+    assert twin_rows(boxes, [1, 2, 3], others[:0], []).tolist() == [-1, -1, -1]
+    assert twin_rows(boxes[:0], [], others, [1, 1, 2, 1]).tolist() == []
+    reference = {"rois": boxes, "class_ids": np.array([1, 2, 3]),
+                 "scores": np.array([0.9, 0.4, 0.6])}
+    other = {"rois": others, "class_ids": np.array([1, 1, 2, 1])}
+    assert twin_counts(reference, other) == (2, 1)  # score 0.4 is not counted; class 3 has none
+
+
 # ---- one policy per model ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ silently computed in float32.
 import numpy as np
 import pytest
 
-from precision_pairs import (proposal_anchors, random_pair, relative_error, sample_image,
-                             twin_rows)
+from mrcnn.precision_compare import twin_rows
+from precision_pairs import proposal_anchors, random_pair, relative_error, sample_image
 from tiny_config import TinyConfig
 
 
