@@ -158,7 +158,8 @@ def apply_precision(config: Config, choice: str | None, cpuinfo_text: str | None
     if choice is None:
         return config
     resolution = resolve_precision(choice, cpuinfo_text, gpus)
-    _say(f"precision: {resolution.compute_dtype} ({resolution.reason})")
+    if choice == "auto" or resolution.compute_dtype != config.COMPUTE_DTYPE:
+        _say(f"precision: {resolution.compute_dtype} ({resolution.reason})")
     if resolution.compute_dtype == "bfloat16" and choice == "bf16":
         text = read_cpuinfo() if cpuinfo_text is None else cpuinfo_text
         if not cpu_bf16_flags(text) and not (gpus if gpus is not None else visible_gpus()):
@@ -173,6 +174,14 @@ def _say(message: str) -> None:
         log.info("%s", message)
     else:
         print(f"mrcnn: {message}", file=sys.stderr)
+
+
+def training_choice(precision: str | None, mixed_precision: bool = False) -> str | None:
+    """mrcnn train's choice: --precision, else "auto" for the older --mixed-precision flag
+    (which used to mean mixed_float16 everywhere, slow on CPUs), else None (the config's)."""
+    if precision is not None:
+        return precision
+    return "auto" if mixed_precision else None
 
 
 def add_precision_argument(parser, default=None):

@@ -43,8 +43,8 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from mrcnn.optimizer_state import optimizer_state_path  # noqa: E402
+from mrcnn.precision import add_precision_argument, apply_precision, training_choice  # noqa: E402
 from mrcnn.runs import RunDir, default_run_dir, read_json, resume_epoch  # noqa: E402
-from mrcnn.precision import add_precision_argument, apply_precision  # noqa: E402
 
 log = logging.getLogger("mrcnn.train")
 
@@ -611,7 +611,7 @@ def run_training(args, events) -> int:
     strategy, strategy_info = choose_strategy()
     saved_config = run_dir.config_path if args.resume and run_dir.config_path.is_file() else None
     config = build_config(args, train_data, strategy_info["replicas"], saved_config)
-    config = apply_precision(config, args.precision or ("auto" if args.mixed_precision else None))
+    config = apply_precision(config, training_choice(args.precision, args.mixed_precision))
     if run_dir is None:
         run_dir = RunDir(default_run_dir(config.NAME or "mrcnn"))
     if not strategy_info["chief"]:

@@ -94,6 +94,11 @@ def test_every_command_takes_precision():
         assert cli.parse_args([command, "x.png", "--weights", "w", "--out", "o"]).precision is None
     assert _train_parser().parse_args(["--dataset", "shapes", "--precision", "auto"]).precision \
         == "auto"
+    from mrcnn.precision import training_choice
+
+    mixed = _train_parser().parse_args(["--dataset", "shapes", "--mixed-precision"])
+    assert training_choice(mixed.precision, mixed.mixed_precision) == "auto"
+    assert training_choice("fp32", True) == "fp32" and training_choice(None, False) is None
     assert _evaluate_parser().parse_args(["--weights", "w", "--out", "o", "--precision",
                                           "fp16"]).precision == "fp16"
     parser = add_precision_argument(argparse.ArgumentParser())
