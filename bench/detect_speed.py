@@ -2,6 +2,7 @@
 
     python bench/detect_speed.py [--repeats 5] [--backbones resnet50 resnet101] [--stages]
                                  [--detections 100] [--torch-python PATH]  # torch + torchvision
+                                 [--precision fp32 bf16]
 
 Both models have random weights, 81 classes, 1000 proposals and 100 detections per image (score
 threshold 0 for both), so they do the same work. With --detections K both return K detections
@@ -13,6 +14,9 @@ machine (a shared VM's speed drifts by 20% over minutes). Prints medians after o
 ratio ours / torchvision and the median of the per-repeat ratios.
 With --stages, also prints where our time goes (mold, backbone, FPN, RPN head, proposals, heads,
 mask head, unmold), from prefix sub-models of the same graph.
+With --precision bf16 (or several: fp32 bf16) each precision gets its own pair: ours built with
+COMPUTE_DTYPE bfloat16, torchvision at its own best in bfloat16 (torch.autocast("cpu",
+dtype=torch.bfloat16) and a channels_last model); fp32 pairs run plain float32 on both sides.
 """
 
 from __future__ import annotations
@@ -35,17 +39,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 TORCH_SCRIPT = textwrap.dedent("""
     import json, sys, time
     import torch, torchvision
-    size, detections = int(sys.argv[1]), int(sys.argv[2])
+    import contextlib
+    size, detections, precision = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     torch.manual_seed(0)
     model = torchvision.models.detection.maskrcnn_resnet50_fpn(
         weights=None, weights_backbone=None, num_classes=81, min_size=size, max_size=size,
         box_score_thresh=0.0, box_detections_per_img=detections, rpn_post_nms_top_n_test=1000)
     model.eval()
     image = torch.rand(3, size, size)
-    with torch.no_grad():
+    autocast = contextlib.nullcontext()
+    if precision == "bf16":  # torch's own best on a CPU: oneDNN bfloat16 in channels_last
+        model = model.to(memory_format=torch.channels_last)
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16)
+    with torch.no_grad(), autocast:
         out = model([image])
         print(json.dumps({"detections": int(out[0]["boxes"].shape[0]), "threads": torch.get_num_threads(),
-                          "torch": torch.__version__, "torchvision": torchvision.__version__}), flush=True)
+                          "torch": torch.__version__, "torchvision": torchvision.__version__,
+                          "precision": precision}), flush=True)
         for _ in sys.stdin:
             start = time.perf_counter(); model([image])
             print(time.perf_counter() - start, flush=True)
@@ -56,8 +66,9 @@ class TorchPeer:
     """torchvision's maskrcnn_resnet50_fpn in a child process (its OpenMP runtime stays out of
     TensorFlow's), timed one image at a time on request."""
 
-    def __init__(self, python: str, size: int, detections: int):
-        self.proc = subprocess.Popen([python, "-c", TORCH_SCRIPT, str(size), str(detections)],
+    def __init__(self, python: str, size: int, detections: int, precision: str = "fp32"):
+        self.proc = subprocess.Popen([python, "-c", TORCH_SCRIPT, str(size), str(detections),
+                                      precision],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
@@ -75,15 +86,16 @@ class TorchPeer:
         self.proc.wait(timeout=60)
 
 
-def start_peer(python: str, size: int, detections: int):
+def start_peer(python: str, size: int, detections: int, precision: str = "fp32"):
     try:
-        return TorchPeer(python, size, detections)
+        return TorchPeer(python, size, detections, precision)
     except (OSError, RuntimeError, ValueError) as e:
         print(f"torchvision peer not run: {e}", file=sys.stderr)
         return None
 
 
-def bench_config(backbone: str, size: int, min_confidence: float = 0.0):
+def bench_config(backbone: str, size: int, min_confidence: float = 0.0,
+                 compute_dtype: str = "float32"):
     from mrcnn.config import Config
 
     class BenchConfig(Config):
@@ -94,15 +106,16 @@ def bench_config(backbone: str, size: int, min_confidence: float = 0.0):
         IMAGE_MIN_DIM = size
         IMAGE_MAX_DIM = size
         DETECTION_MIN_CONFIDENCE = min_confidence
+        COMPUTE_DTYPE = compute_dtype
 
     return BenchConfig()
 
 
-def prepare_ours(backbone: str, size: int, detections: int = 100):
+def prepare_ours(backbone: str, size: int, detections: int = 100, compute_dtype="float32"):
     """A random-weight model of ``backbone`` and its test image, warmed up (graph compiled)."""
     from mrcnn.model import MaskRCNN
 
-    model = MaskRCNN("inference", bench_config(backbone, size))
+    model = MaskRCNN("inference", bench_config(backbone, size, compute_dtype=compute_dtype))
     image = np.random.default_rng(0).integers(0, 256, (size, size, 3)).astype(np.uint8)
     if detections < model.config.DETECTION_MAX_INSTANCES:
         model = _model_finding(model, image, detections)
@@ -127,7 +140,8 @@ def _model_finding(model, image, count: int):
     scores = model.detect([image])[0]["scores"]
     threshold = float(np.sort(scores)[::-1][count - 1])
     fewer = MaskRCNN("inference", bench_config(model.config.BACKBONE, model.config.IMAGE_MAX_DIM,
-                                               min_confidence=threshold))
+                                               min_confidence=threshold,
+                                               compute_dtype=model.config.COMPUTE_DTYPE))
     fewer.keras_model.set_weights(model.keras_model.get_weights())
     return fewer
 
@@ -187,6 +201,57 @@ def _median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+DTYPE_OF = {"fp32": "float32", "bf16": "bfloat16"}
+
+
+def machine_line(args) -> str:
+    """Cores, TF threads, CPU bf16 flags: what the numbers depend on."""
+    import tensorflow as tf
+
+    from mrcnn.precision import cpu_bf16_flags, read_cpuinfo
+
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    flags = ", ".join(cpu_bf16_flags(read_cpuinfo())) or "no amx_bf16 / avx512_bf16"
+    return (f"machine: {os.cpu_count()} cores, TF intra-op threads {threads}, CPU flags: {flags}; "
+            f"TF {tf.__version__}; image {args.size}x{args.size}; median of {args.repeats} after "
+            f"1 warm-up, ours and the peer's runs interleaved")
+
+
+def run_interleaved(pairs: dict, repeats: int):
+    """{precision: (peer times, {backbone: our times}, {backbone: detection count})}."""
+    times = {p: ([], {b: [] for b in ours}, {}) for p, (_, ours) in pairs.items()}
+    for _ in range(repeats):
+        for precision, (peer, ours) in pairs.items():
+            peer_times, our_times, counts = times[precision]
+            if peer:
+                time.sleep(0.5)  # neither side starts while the other's threads still spin
+                peer_times.append(peer.time_one())
+            for backbone, (model, image) in ours.items():
+                time.sleep(0.5)
+                seconds, counts[backbone] = time_detect(model, image)
+                our_times[backbone].append(seconds)
+    return times
+
+
+def report(precision, peer, peer_times, our_times, counts):
+    peer_median = None
+    if peer:
+        peer.close()
+        peer_median = statistics.median(peer_times)
+        print(f"[{precision}] torchvision maskrcnn_resnet50_fpn {peer.info['torchvision']}"
+              f"{' (autocast bf16, channels_last)' if precision == 'bf16' else ''}: "
+              f"{peer_median:.3f} s/image ({peer.info['detections']} detections, "
+              f"{peer.info['threads']} threads)")
+    for backbone, times in our_times.items():
+        median = statistics.median(times)
+        line = f"[{precision}] mrcnn {backbone}: {median:.3f} s/image ({counts[backbone]} detections)"
+        if peer:
+            paired = statistics.median(t / p for t, p in zip(times, peer_times))
+            line += (f"  ratio vs torchvision R50 = {median / peer_median:.2f}x "
+                     f"(median of paired runs {paired:.2f}x)")
+        print(line)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1024)
@@ -197,41 +262,26 @@ def main(argv=None) -> int:
     parser.add_argument("--detections", type=int, default=100,
                         help="real detections per image (default 100 = DETECTION_MAX_INSTANCES); "
                              "fewer is what a trained model with a confidence threshold returns")
+    parser.add_argument("--precision", nargs="+", choices=sorted(DTYPE_OF), default=["fp32"],
+                        help="one pair (ours, torchvision) per precision, interleaved")
     args = parser.parse_args(argv)
 
-    import tensorflow as tf
-
-    print(f"machine: {os.cpu_count()} cores; TF {tf.__version__}; image {args.size}x{args.size}; "
-          f"median of {args.repeats} after 1 warm-up, ours and the peer's runs interleaved")
-    peer = start_peer(args.torch_python, args.size, args.detections)
-    ours = {backbone: prepare_ours(backbone, args.size, args.detections) for backbone in args.backbones}
-    peer_times, our_times, counts = [], {b: [] for b in ours}, {}
-    for _ in range(args.repeats):
-        if peer:
-            time.sleep(0.5)  # neither side starts while the other's threads still spin
-            peer_times.append(peer.time_one())
-        for backbone, (model, image) in ours.items():
-            time.sleep(0.5)
-            seconds, counts[backbone] = time_detect(model, image)
-            our_times[backbone].append(seconds)
-    if peer:
-        peer.close()
-        peer_median = statistics.median(peer_times)
-        print(f"torchvision maskrcnn_resnet50_fpn {peer.info['torchvision']}: {peer_median:.3f} s/image "
-              f"({peer.info['detections']} detections, {peer.info['threads']} threads)")
-    for backbone, times in our_times.items():
-        median = statistics.median(times)
-        line = f"mrcnn {backbone}: {median:.3f} s/image ({counts[backbone]} detections)"
-        if peer:
-            paired = statistics.median(t / p for t, p in zip(times, peer_times))
-            line += (f"  ratio vs torchvision R50 = {median / peer_median:.2f}x "
-                     f"(median of paired runs {paired:.2f}x)")
-        print(line)
+    print(machine_line(args))
+    pairs = {}
+    for precision in dict.fromkeys(args.precision):
+        peer = start_peer(args.torch_python, args.size, args.detections, precision)
+        ours = {backbone: prepare_ours(backbone, args.size, args.detections, DTYPE_OF[precision])
+                for backbone in args.backbones}
+        pairs[precision] = (peer, ours)
+    times = run_interleaved(pairs, args.repeats)
+    for precision, (peer, _) in pairs.items():
+        report(precision, peer, *times[precision])
     if args.stages:
-        model, image = ours[args.backbones[0]]
-        print(f"where the time goes ({args.backbones[0]}, median of {args.repeats}):")
-        for stage, seconds in stage_breakdown(model, image, args.repeats).items():
-            print(f"    {stage:22s} {seconds:.3f} s")
+        for precision, (_, ours) in pairs.items():
+            model, image = ours[args.backbones[0]]
+            print(f"[{precision}] where the time goes ({args.backbones[0]}, median of {args.repeats}):")
+            for stage, seconds in stage_breakdown(model, image, args.repeats).items():
+                print(f"    {stage:22s} {seconds:.3f} s")
     return 0
 
 

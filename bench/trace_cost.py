@@ -1,11 +1,12 @@
 """Cost of mrcnn.trace (all stages, default activations) relative to MaskRCNN.detect.
 
     python bench/trace_cost.py [--repeats 5] [--cases tiny:512 resnet50:512 resnet50:1024]
-                               [--gt] [--activations LAYER ...]
+                               [--gt] [--activations LAYER ...] [--precision fp32 bf16]
 
 Both run the same model (random weights) on the same random image in the same process, after one
 warm-up each (which compiles their graphs). Prints median seconds per image of each and the ratio
-trace / detect (target <= 1.3x), plus the median per-stage split of trace's time.
+trace / detect (target <= 1.3x), plus the median per-stage split of trace's time. With several
+--precision values each case runs once per precision (COMPUTE_DTYPE float32 / bfloat16).
 """
 
 from __future__ import annotations
@@ -21,14 +22,18 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def bench_config(case: str):
+DTYPE_OF = {"fp32": "float32", "bf16": "bfloat16"}
+
+
+def bench_config(case: str, compute_dtype: str = "float32"):
     """Config of a case "backbone:size"; backbone "tiny" = the test suite's small resnet18 model."""
     from mrcnn.config import Config
 
     backbone, _, size = case.partition(":")
     size = int(size or 1024)
     overrides = {"NAME": f"bench_{backbone}_{size}", "IMAGES_PER_GPU": 1, "IMAGE_MIN_DIM": size,
-                 "IMAGE_MAX_DIM": size, "NUM_CLASSES": 81, "DETECTION_MIN_CONFIDENCE": 0.0}
+                 "IMAGE_MAX_DIM": size, "NUM_CLASSES": 81, "DETECTION_MIN_CONFIDENCE": 0.0,
+                 "COMPUTE_DTYPE": compute_dtype}
     if backbone == "tiny":
         overrides.update(BACKBONE="resnet18", NUM_CLASSES=4, FPN_CLASSIF_FC_LAYERS_SIZE=64,
                          TOP_DOWN_PYRAMID_SIZE=32, POST_NMS_ROIS_INFERENCE=100,
@@ -48,11 +53,12 @@ def _median_seconds(fn, repeats: int) -> tuple[float, list]:
     return statistics.median(times), times
 
 
-def run_case(case: str, repeats: int, with_gt: bool, activations) -> dict:
+def run_case(case: str, repeats: int, with_gt: bool, activations,
+             compute_dtype: str = "float32") -> dict:
     from mrcnn.model import MaskRCNN
     from mrcnn.trace import trace
 
-    config = bench_config(case)
+    config = bench_config(case, compute_dtype)
     model = MaskRCNN("inference", config)
     size = config.IMAGE_MAX_DIM
     image = np.random.default_rng(0).integers(0, 256, (size, size, 3)).astype(np.uint8)
@@ -85,6 +91,7 @@ def main(argv=None) -> int:
     parser.add_argument("--gt", action="store_true", help="also compute training targets")
     parser.add_argument("--activations", nargs="*", default=None,
                         help="activation layers (default: C2-C5 and fpn_p2..fpn_p6)")
+    parser.add_argument("--precision", nargs="+", choices=sorted(DTYPE_OF), default=["fp32"])
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -93,9 +100,11 @@ def main(argv=None) -> int:
     print(f"machine: {os.cpu_count()} cores, devices {devices}; TF {tf.__version__}; "
           f"median of {args.repeats} after 1 warm-up")
     worst = 0.0
-    for case in args.cases:
-        result = run_case(case, args.repeats, args.gt, args.activations)
+    runs = [(case, precision) for case in args.cases for precision in args.precision]
+    for case, precision in runs:
+        result = run_case(case, args.repeats, args.gt, args.activations, DTYPE_OF[precision])
         worst = max(worst, result["ratio"])
+        case = f"{case} {precision}"
         print(f"{case:16s} detect {result['detect_s']:.3f} s  trace {result['trace_s']:.3f} s  "
               f"ratio trace/detect = {result['ratio']:.2f}x  "
               f"(activations {result['activation_mb']:.0f} MiB float16)")

@@ -26,6 +26,7 @@ import numpy as np
 from mrcnn.errors import InputError
 from mrcnn.model_files import (default_class_names, load_config, read_class_names, read_image,
                                read_weight_shapes)
+from mrcnn.precision import add_precision_argument, apply_precision
 
 PROG = "mrcnn"
 
@@ -45,6 +46,7 @@ def build_model(args, command: str):
     """(inference MaskRCNN with weights loaded, config) from --weights / --config."""
     read_weight_shapes(args.weights)  # fail fast, before TensorFlow starts
     config = load_config(args.config, args.weights, command)
+    config = apply_precision(config, args.precision)
     from mrcnn.model import MaskRCNN
 
     model = MaskRCNN("inference", config)
@@ -116,6 +118,7 @@ def _model_arguments(parser):
     parser.add_argument("--config", metavar="C.json",
                         help="config JSON (default: inferred from the weights file)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    add_precision_argument(parser)
 
 
 # ---- trace -----------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ from mrcnn.errors import ConfigError  # noqa: F401  (validate raises it; importe
 KNOWN_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 RESIZE_MODES = ("none", "square", "pad64", "crop")
 OPTIMIZERS = ("sgd", "adam")
+# Values of COMPUTE_DTYPE (the Keras dtype policy each maps to: mrcnn.precision).
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 
 # Fields that are computed from the others and so are never read from JSON.
 DERIVED_FIELDS = ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE")
@@ -159,6 +161,11 @@ class Config:
     TRAIN_HEAD_BN = None
     # Global-norm gradient clipping.
     GRADIENT_CLIP_NORM = 5.0
+    # Not in matterport: dtype the convolutions and dense layers compute in - "float32",
+    # "bfloat16" (CPUs with AMX-BF16 / AVX512-BF16, Ampere+ GPUs) or "float16" (GPUs; training
+    # adds loss scaling). Weights, box arithmetic, anchors, NMS, ROIAlign coordinates, softmax
+    # outputs, losses and the optimizer stay float32 (mrcnn.precision).
+    COMPUTE_DTYPE = "float32"
 
     @property
     def head_train_bn(self) -> bool:
@@ -324,6 +331,8 @@ class Config:
                f"unknown loss name(s) {sorted(unknown_losses)}; expected {sorted(Config.LOSS_WEIGHTS)}")
         _check(self.LEARNING_RATE > 0, "LEARNING_RATE", f"must be > 0, got {self.LEARNING_RATE}")
         _check(self.WEIGHT_DECAY >= 0, "WEIGHT_DECAY", f"must be >= 0, got {self.WEIGHT_DECAY}")
+        _check(self.COMPUTE_DTYPE in COMPUTE_DTYPES, "COMPUTE_DTYPE",
+               f"unknown dtype {self.COMPUTE_DTYPE!r}; expected one of {', '.join(COMPUTE_DTYPES)}")
 
     # ---- small derived helpers used across the package -------------------------------------
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mrcnn.errors import InputError
+from mrcnn.precision import add_precision_argument, apply_precision
 
 # Seed of the default shapes evaluation images: far from training seeds (mrcnn.train uses 0..).
 SHAPES_EVAL_SEED = 20_000_003
@@ -41,6 +42,7 @@ def add_arguments(parser):
     parser.add_argument("--min-confidence", type=float, default=None,
                         help="override DETECTION_MIN_CONFIDENCE (COCO AP wants low, e.g. 0.05)")
     parser.add_argument("--out", required=True, help="results JSON to write")
+    add_precision_argument(parser)
     return parser
 
 
@@ -129,6 +131,7 @@ def run(args) -> int:
                                    args.min_confidence})
     # Detection runs one image at a time.
     config = Config.from_dict({**_fields(config), "IMAGES_PER_GPU": 1, "GPU_COUNT": 1})
+    config = apply_precision(config, args.precision)
     with tempfile.TemporaryDirectory(prefix="mrcnn_eval_") as work_dir:
         dataset, coco_gt, coco_ids = load_eval_data(args, work_dir)
         model = MaskRCNN("inference", config)

@@ -18,6 +18,7 @@ from keras import layers
 
 from mrcnn.backbone import BatchNorm
 from mrcnn.layers.roi_align import PyramidROIAlign
+from mrcnn.precision import BOX_DTYPE
 
 # Channels of the mask head's convolutions (matterport's value; its weights have this shape).
 MASK_HEAD_CHANNELS = 256
@@ -72,11 +73,13 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
 
     mrcnn_class_logits = RoiTimeDistributed(layers.Dense(num_classes),
                                             name="mrcnn_class_logits")(shared)
-    mrcnn_probs = RoiTimeDistributed(layers.Activation("softmax"),
-                                     name="mrcnn_class")(mrcnn_class_logits)
+    # Softmax and the box deltas are float32 under any policy (detection's box math reads them).
+    mrcnn_probs = RoiTimeDistributed(layers.Activation("softmax", dtype=BOX_DTYPE),
+                                     name="mrcnn_class", dtype=BOX_DTYPE)(mrcnn_class_logits)
     x = RoiTimeDistributed(layers.Dense(num_classes * 4, activation="linear"),
                            name="mrcnn_bbox_fc")(shared)
-    mrcnn_bbox = layers.Reshape((-1, num_classes, 4), name="mrcnn_bbox")(x)  # (B, N, C, 4)
+    mrcnn_bbox = layers.Reshape((-1, num_classes, 4), name="mrcnn_bbox",
+                                dtype=BOX_DTYPE)(x)  # (B, N, C, 4)
     return mrcnn_class_logits, mrcnn_probs, mrcnn_bbox
 
 
@@ -91,6 +94,8 @@ def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     x = RoiTimeDistributed(layers.Conv2DTranspose(channels, (2, 2), strides=2,
                                                   activation="relu"),
                            name="mrcnn_mask_deconv")(x)  # (B, N, 2p, 2p, 256)
+    # The last 1x1 convolution and its sigmoid compute in float32 under any policy: a bfloat16
+    # sigmoid cannot tell 0.996 from 1 (the mask loss' log), and this layer is cheap.
     return RoiTimeDistributed(layers.Conv2D(num_classes, (1, 1), strides=1,
-                                            activation="sigmoid"),
-                              name="mrcnn_mask")(x)
+                                            activation="sigmoid", dtype=BOX_DTYPE),
+                              name="mrcnn_mask", dtype=BOX_DTYPE)(x)

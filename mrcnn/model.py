@@ -20,6 +20,7 @@ from mrcnn import imaging
 from mrcnn import modellib_compat as compat
 from mrcnn.anchors import get_anchors, get_anchors_pixels
 from mrcnn.config import Config
+from mrcnn.precision import built_under_config_policy
 # matterport's modellib functions, so `import mrcnn.model as modellib` code runs unchanged.
 from mrcnn.modellib_compat import (build_rpn_targets, compose_image_meta,
                                    compute_backbone_shapes, data_generator, denorm_boxes_graph,
@@ -53,6 +54,7 @@ INFERENCE_OUTPUTS = (
 )
 
 
+@built_under_config_policy
 def build_inference_graph(config: Config):
     """The inference keras.Model: (image, image_meta, anchors) -> dict of INFERENCE_OUTPUTS."""
     import keras

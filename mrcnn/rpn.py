@@ -11,6 +11,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from mrcnn.precision import BOX_DTYPE
+
 RPN_SHARED_CHANNELS = 512
 
 
@@ -29,7 +31,8 @@ def build_rpn_model(anchor_stride: int, anchors_per_location: int, depth: int,
                               activation="linear", name="rpn_class_raw")(shared)
     # (B, Hi, Wi, A*2) -> (B, Hi*Wi*A, 2): anchors ordered row, column, then ratio.
     class_logits = layers.Reshape((-1, 2))(class_raw)
-    probs = layers.Activation("softmax")(class_logits)
+    # Softmax in float32 under any policy: scores feed top-k and NMS.
+    probs = layers.Activation("softmax", dtype=BOX_DTYPE)(class_logits)
 
     bbox_raw = layers.Conv2D(4 * anchors_per_location, (1, 1), padding="valid",
                              activation="linear", name="rpn_bbox_pred")(shared)
@@ -46,6 +49,7 @@ def apply_rpn(rpn_model: keras.Model, feature_maps):
     """
     per_level = [rpn_model(feature_map) for feature_map in feature_maps]
     logits, probs, deltas = zip(*per_level)
-    return (layers.Concatenate(axis=1, name="rpn_class_logits")(list(logits)),
-            layers.Concatenate(axis=1, name="rpn_class")(list(probs)),
-            layers.Concatenate(axis=1, name="rpn_bbox")(list(deltas)))
+    # The outputs are float32 in every precision (box math and losses read them).
+    return (layers.Concatenate(axis=1, name="rpn_class_logits", dtype=BOX_DTYPE)(list(logits)),
+            layers.Concatenate(axis=1, name="rpn_class", dtype=BOX_DTYPE)(list(probs)),
+            layers.Concatenate(axis=1, name="rpn_bbox", dtype=BOX_DTYPE)(list(deltas)))

@@ -202,6 +202,7 @@ def trace(model, image, gt=None, activations=None, class_names=None) -> Trace:
         "image_meta": image_meta,
         "level_shapes": raw.pop("level_shapes"),
         "activation_layers": list(layer_names),
+        "precision": getattr(config, "COMPUTE_DTYPE", "float32"),
     })
     stages = trace_.stages
     stages["input"] = {"image": _as_uint8(image),

@@ -40,6 +40,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from mrcnn.errors import InputError  # noqa: E402
+from mrcnn.precision import add_precision_argument  # noqa: E402
 from mrcnn.runs import FAILED, FINISHED, RunDir  # noqa: E402
 from mrcnn.train_events import (END, ERROR, EXIT_FAILED, EXIT_OK, EXIT_USAGE,  # noqa: E402
                                 EventWriter)
@@ -99,7 +100,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--run-dir", help="run directory (default runs/<NAME>_<timestamp>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --run-dir from its last good checkpoint")
-    parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy")
+    parser.add_argument("--mixed-precision", action="store_true", help="same as --precision auto")
+    add_precision_argument(parser)
     parser.add_argument("--precise-bn", type=int, default=0, metavar="BATCHES",
                         help="with TRAIN_BN: before each epoch's checkpoint, set BatchNorm's "
                         "moving statistics to the average over BATCHES training batches "

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from mrcnn.optimizer_state import optimizer_state_path
+from mrcnn.precision import apply_precision, training_choice
 from mrcnn.runs import FAILED, FINISHED, RUNNING, STOPPED, RunDir, default_run_dir, resume_epoch
 from mrcnn.train_events import END, ERROR, EXIT_FAILED, EXIT_OK, START
 from mrcnn.train_setup import (build_config, choose_strategy, input_pipelines,
@@ -51,13 +52,11 @@ def start_run(args, run_dir, resume_entry, train_data) -> StartedRun:
     from mrcnn.data.albumentations_aug import training_augmentation
     from mrcnn.model import MaskRCNN
 
-    if args.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-        log.info("mixed precision: mixed_float16")
     keras.utils.set_random_seed(args.seed)
     strategy, strategy_info = choose_strategy()
     saved_config = run_dir.config_path if args.resume and run_dir.config_path.is_file() else None
     config = build_config(args, train_data, strategy_info["replicas"], saved_config)
+    config = apply_precision(config, training_choice(args.precision, args.mixed_precision))
     if run_dir is None:
         run_dir = RunDir(default_run_dir(config.NAME or "mrcnn"))
     if not strategy_info["chief"]:

@@ -26,6 +26,7 @@ from mrcnn.graph_front import build_graph_front
 from mrcnn.heads import build_fpn_mask_graph, fpn_classifier_graph
 from mrcnn.imaging import parse_image_meta_tf
 from mrcnn.layers.detection_targets import DetectionTargetLayer
+from mrcnn.precision import BOX_DTYPE, built_under_config_policy, float32_layer_kwargs
 from mrcnn.train_events import LOSS_NAMES
 
 # Layer-name regexes for the `layers` argument of train(), as in matterport.
@@ -42,6 +43,9 @@ LAYER_REGEX = {
 @keras.saving.register_keras_serializable(package="mrcnn")
 class NormalizeBoxes(keras.layers.Layer):
     """Pixel boxes (B, N, 4) of the molded image -> normalized boxes; zero padding stays zero."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**float32_layer_kwargs(kwargs))
 
     def call(self, boxes, image):
         normalized = norm_boxes_tf(tf.cast(boxes, tf.float32), tf.shape(image)[1:3])
@@ -75,6 +79,7 @@ def _image_shape(config):
     return (None, None, config.IMAGE_CHANNEL_COUNT)
 
 
+@built_under_config_policy
 def build_training_graph(config: Config) -> keras.Model:
     """Functional model: training inputs (graph_input_specs) -> dict of head outputs and targets."""
     inputs = {name: keras.Input(shape=shape, dtype=dtype, name=name)
@@ -88,7 +93,8 @@ def build_training_graph(config: Config) -> keras.Model:
     gt_boxes = NormalizeBoxes(name="normalize_gt_boxes")(inputs["input_gt_boxes"], image)
     if config.TRAIN_ROIS_INCLUDE_GT:
         # (B, P, 4) + (B, G, 4) -> (B, P+G, 4); zero (padding) GT rows are skipped downstream.
-        rpn_rois = keras.layers.Concatenate(axis=1, name="proposals_with_gt")([rpn_rois, gt_boxes])
+        rpn_rois = keras.layers.Concatenate(axis=1, name="proposals_with_gt",
+                                              dtype=BOX_DTYPE)([rpn_rois, gt_boxes])
     rois, target_class_ids, target_deltas, target_masks, _ = DetectionTargetLayer(
         train_rois_per_image=config.TRAIN_ROIS_PER_IMAGE,
         roi_positive_ratio=config.ROI_POSITIVE_RATIO,
@@ -273,12 +279,22 @@ def _unpack(data):
 
 
 def make_optimizer(config: Config, learning_rate: float):
-    """config.OPTIMIZER (SGD with momentum, or Adam) with global-norm gradient clipping."""
+    """config.OPTIMIZER (SGD with momentum, or Adam) with global-norm gradient clipping.
+
+    COMPUTE_DTYPE float16 wraps it in dynamic loss scaling (float16 gradients underflow);
+    bfloat16 has float32's exponent range and needs none. The optimizer's own state is float32.
+    """
     if config.OPTIMIZER == "adam":
-        return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=config.LEARNING_MOMENTUM,
-                                     global_clipnorm=config.GRADIENT_CLIP_NORM)
-    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=config.LEARNING_MOMENTUM,
-                                global_clipnorm=config.GRADIENT_CLIP_NORM)
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate,
+                                          beta_1=config.LEARNING_MOMENTUM,
+                                          global_clipnorm=config.GRADIENT_CLIP_NORM)
+    else:
+        optimizer = keras.optimizers.SGD(learning_rate=learning_rate,
+                                         momentum=config.LEARNING_MOMENTUM,
+                                         global_clipnorm=config.GRADIENT_CLIP_NORM)
+    if getattr(config, "COMPUTE_DTYPE", "float32") == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 def batchnorm_layers_in_training(graph: keras.Model) -> list:

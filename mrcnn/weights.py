@@ -328,6 +328,15 @@ def _file_weights(layer) -> list:
     return named
 
 
+def _file_array(values):
+    """float32 for every floating weight whatever the compute precision (matterport's files are
+    float32; a bfloat16 array would not even be readable without ml_dtypes)."""
+    values = np.asarray(values)
+    if values.dtype.kind == "f" or values.dtype.name == "bfloat16":
+        return values.astype(np.float32)
+    return values
+
+
 def save_weights(keras_model, path) -> None:
     """Write every layer's weights in matterport's Keras-2 HDF5 layout, atomically."""
     path = os.fspath(path)
@@ -343,7 +352,7 @@ def save_weights(keras_model, path) -> None:
                 named = _file_weights(layer) if layer.weights else []
                 _write_name_list(group, "weight_names", [name for name, _ in named])
                 for name, variable in named:
-                    group.create_dataset(name, data=variable.numpy())
+                    group.create_dataset(name, data=_file_array(variable.numpy()))
         os.replace(tmp_path, path)
     except BaseException:
         if os.path.exists(tmp_path):

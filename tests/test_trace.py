@@ -20,8 +20,11 @@ HEIGHT, WIDTH = 100, 140  # not square: the window and scale matter
 
 @pytest.fixture(scope="module")
 def model():
+    import keras
     from tiny_config import TinyConfig
 
+    # Seeded: about one unseeded random init in eight detects nothing on the test image.
+    keras.utils.set_random_seed(1)
     model = MaskRCNN("inference", TinyConfig())
     # Random RPN weights predict huge deltas that throw every proposal off the image; scaled
     # down, proposals stay near their anchors and can overlap ground truth.

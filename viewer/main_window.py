@@ -33,7 +33,7 @@ from viewer.panels.weights import WeightsPanel
 from viewer.recent import RecentFiles
 from viewer.session import Session
 from viewer.stages import STAGE_KEYS
-from viewer.status_bar import build_busy_status_bar, screen_fitted_size
+from viewer.status_bar import add_precision_label, build_busy_status_bar, screen_fitted_size
 from viewer.training.window_actions import TrainingActions
 from viewer.window_export import TRACE_FILTER, ExportActions
 from viewer.workers import ModelSpec
@@ -145,6 +145,7 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self):
         self.status_label, self.busy_bar, self.cancel_button = build_busy_status_bar(
             self, self.document.cancel, "Stop loading / tracing (Ctrl+.); its results are dropped")
+        self.precision_label = add_precision_label(self, self.session)
         self._set_busy(False)
 
     def add_action(self, menu, text, slot, shortcuts=(), tip=""):

@@ -6,6 +6,9 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QLabel, QProgressBar, QPushButton
 
+# Short names of the trace meta's "precision" (the model's COMPUTE_DTYPE).
+PRECISION_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
 
 def screen_fitted_size(window, size) -> tuple[int, int]:
     """``size`` (width, height), shrunk to 94% of the screen's free area (1280x800 laptops)."""
@@ -34,3 +37,22 @@ def build_busy_status_bar(window, cancel, cancel_tip: str):
     bar.addPermanentWidget(busy)
     bar.addPermanentWidget(button)
     return label, busy, button
+
+
+def add_precision_label(window, session) -> QLabel:
+    """A permanent status-bar label with the precision of the shown trace (from its meta:
+    traces saved before precisions existed are float32); empty without a trace."""
+    label = QLabel()
+    label.setToolTip("Compute precision of the model that made this trace "
+                     "(File > Open model > Precision)")
+
+    def show(trace):
+        if trace is None:
+            label.setText("")
+            return
+        precision = trace.meta.get("precision", "float32")
+        label.setText(f"Precision: {PRECISION_NAMES.get(precision, precision)}")
+
+    session.traceChanged.connect(show)
+    window.statusBar().insertPermanentWidget(0, label)
+    return label

@@ -34,9 +34,12 @@ class ModelSpec:
     config: str = ""
     class_names: str = ""
     demo: bool = False
+    # --precision of mrcnn: "fp32", "bf16", "fp16" or "auto" (COMPUTE_DTYPE of the model built).
+    precision: str = "fp32"
 
     def describe(self) -> str:
-        return "built-in demo model" if self.demo else Path(self.weights).name
+        name = "built-in demo model" if self.demo else Path(self.weights).name
+        return name if self.precision == "fp32" else f"{name} ({self.precision})"
 
 
 def demo_model_spec(folder=DEMO_DIR) -> ModelSpec | None:
@@ -82,6 +85,9 @@ def load_model(spec: ModelSpec, step):
 
     read_weight_shapes(spec.weights)  # a bad file fails here, before TensorFlow loads
     config = load_config(spec.config or None, spec.weights, "viewer")
+    from mrcnn.precision import apply_precision
+
+    config = apply_precision(config, spec.precision)
     names = (read_class_names(spec.class_names, config.NUM_CLASSES) if spec.class_names
              else default_class_names(config.NUM_CLASSES))
     step(LOADING_TF)

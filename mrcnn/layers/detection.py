@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from mrcnn import boxes as box_math
 from mrcnn.layers.roi_align import _image_shape_and_window
+from mrcnn.precision import float32_layer_kwargs
 
 # detection_roi_indices value of a padding row.
 PADDING_INDEX = -1
@@ -92,7 +93,8 @@ class DetectionLayer(keras.layers.Layer):
 
     def __init__(self, detection_max_instances, detection_min_confidence,
                  detection_nms_threshold, bbox_std_dev=(0.1, 0.1, 0.2, 0.2), **kwargs):
-        super().__init__(**kwargs)
+        # Box refinement, clipping and NMS in float32 under any policy.
+        super().__init__(**float32_layer_kwargs(kwargs))
         self.detection_max_instances = int(detection_max_instances)
         self.detection_min_confidence = float(detection_min_confidence)
         self.detection_nms_threshold = float(detection_nms_threshold)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from mrcnn.precision import float32_layer_kwargs
+
 # Column of the class id in a detection row (y1, x1, y2, x2, class_id, score); 0 = padding.
 CLASS_ID_COLUMN = 4
 
@@ -39,6 +41,9 @@ class TrimDetections(keras.layers.Layer):
     first n rows, n = max(1, the most real detections in any image); rows of an image with fewer
     are its zero padding. Relies on DetectionLayer putting real rows before padding."""
 
+    def __init__(self, **kwargs):
+        super().__init__(**float32_layer_kwargs(kwargs))  # boxes stay float32
+
     def call(self, detections):
         return detections[:, :rows_to_keep(detections), :CLASS_ID_COLUMN]
 
@@ -50,6 +55,10 @@ class TrimDetections(keras.layers.Layer):
 class PadDetections(keras.layers.Layer):
     """``[values (B, n, ...), detections (B, D, 6)]`` -> ``(B, D, ...)``: ``values`` on the real
     detection rows, zeros on every padding row (those within n included)."""
+
+    def __init__(self, **kwargs):
+        # float32 under any policy: the graph's outputs (the masks) are float32 in every precision.
+        super().__init__(**float32_layer_kwargs(kwargs))
 
     def call(self, inputs):
         values, detections = inputs

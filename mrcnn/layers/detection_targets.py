@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from mrcnn.boxes import box_refinement_tf, overlaps_tf
+from mrcnn.precision import float32_layer_kwargs
 
 POSITIVE_IOU = 0.5
 CROWD_IOU = 0.001
@@ -61,7 +62,8 @@ class DetectionTargetLayer(keras.layers.Layer):
 
     def __init__(self, train_rois_per_image, roi_positive_ratio, bbox_std_dev, mask_shape,
                  use_mini_mask, **kwargs):
-        super().__init__(**kwargs)
+        # Overlaps, sampling and box targets in float32 under any policy.
+        super().__init__(**float32_layer_kwargs(kwargs))
         if not 0.0 < float(roi_positive_ratio) <= 1.0:
             raise ValueError(f"DetectionTargetLayer: roi_positive_ratio must be in (0, 1], "
                              f"got {roi_positive_ratio}")

@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from mrcnn.boxes import apply_box_deltas_tf, clip_boxes_tf
+from mrcnn.precision import float32_layer_kwargs
 
 # Proposals never leave the (normalized) image.
 _UNIT_WINDOW = (0.0, 0.0, 1.0, 1.0)
@@ -37,7 +38,8 @@ class ProposalLayer(keras.layers.Layer):
 
     def __init__(self, proposal_count, nms_threshold, pre_nms_limit,
                  rpn_bbox_std_dev=(0.1, 0.1, 0.2, 0.2), **kwargs):
-        super().__init__(**kwargs)
+        # Anchors, deltas and NMS in float32 under any policy (NMS takes no bfloat16).
+        super().__init__(**float32_layer_kwargs(kwargs))
         self.proposal_count = int(proposal_count)
         self.nms_threshold = float(nms_threshold)
         self.pre_nms_limit = int(pre_nms_limit)

@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from mrcnn.imaging import parse_image_meta_tf
+from mrcnn.precision import float32_layer_kwargs
 
 # Pyramid levels P2..P5 and the level of a 224-pixel box.
 MIN_LEVEL, MAX_LEVEL = 2, 5
@@ -53,7 +54,10 @@ class PyramidROIAlign(keras.layers.Layer):
     """
 
     def __init__(self, pool_shape, **kwargs):
-        super().__init__(**kwargs)
+        # float32 under any policy: box levels and crop_and_resize coordinates need it, and
+        # crop_and_resize takes no bfloat16 feature maps (Keras casts them to float32 here; the
+        # next convolution casts the pooled crops back to its compute dtype).
+        super().__init__(**float32_layer_kwargs(kwargs))
         self.pool_shape = tuple(int(v) for v in pool_shape)
         if len(self.pool_shape) != 2:
             raise ValueError(f"PyramidROIAlign {self.name}: pool_shape needs (height, width), "
@@ -86,7 +90,8 @@ class PyramidROIAlign(keras.layers.Layer):
         order = tf.math.invert_permutation(tf.concat(positions, axis=0))
         pooled = tf.gather(pooled, order)
         out_shape = tf.concat([tf.shape(boxes)[:2], tf.shape(pooled)[1:]], axis=0)
-        # crop_and_resize returns float32; keep the feature maps' dtype (float16 when mixed).
+        # crop_and_resize returns float32; keep the feature maps' dtype (float32 unless the layer
+        # was built with another dtype).
         return tf.cast(tf.reshape(pooled, out_shape), feature_maps[0].dtype)
 
     def compute_output_shape(self, input_shape):

@@ -105,7 +105,8 @@ def test_shapes_request_parses_back_field_by_field(make_dialog, tmp_path):
                 "steps_per_epoch": None, "validation_steps": None,
                 "augment": "hflip,scale=0.8-1.2,brightness=0.1", "augment_albumentations": "",
                 "run_dir": run_dir,
-                "resume": False, "mixed_precision": True, "seed": 7, "train_json": None, "precise_bn": 0,
+                "resume": False, "mixed_precision": False, "precision": "auto", "seed": 7,
+                "train_json": None, "precise_bn": 0,
                 "train_images": None, "val_json": None, "val_images": None,
                 "stop_with_parent": None}  # program() adds it, not the dialog's args
     assert vars(args) == expected
@@ -139,7 +140,7 @@ def test_coco_request_with_validation_set(coco_dialog, tmp_path):
         ("coco", str(tmp_path / "train.json"), str(tmp_path / "images"))
     assert (args.val_json, args.val_images) == (str(tmp_path / "val.json"),
                                                str(tmp_path / "val_images"))
-    assert args.augment == "" and not args.mixed_precision
+    assert args.augment == "" and not args.mixed_precision and args.precision is None
     assert coco_dialog.stages() == [("heads", 1)]
     config = json.loads(Path(args.config).read_text())
     # Matterport's defaults for COCO, the dataset's class count.

@@ -440,7 +440,8 @@ class TrainDialog(QDialog):
             args += ["--augment", self.augmentation_text()]
         args += self.albumentations_args()
         if self.mixed_precision.isChecked():
-            args.append("--mixed-precision")
+            # The training process resolves it on its own device (bf16 / fp16 / fp32).
+            args += ["--precision", "auto"]
         if self.train_bn.isChecked():
             # BN trained from small batches: refresh its moving statistics before each
             # checkpoint, or inference (which uses them) lags training badly.

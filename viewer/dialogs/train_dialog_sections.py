@@ -268,8 +268,10 @@ def build_run(form, devices) -> QGroupBox:
                                  "training process; several GPUs train with MirroredStrategy")
     # The first GPU when there is one; "all GPUs" is a deliberate choice.
     form.device_combo.setCurrentIndex(1 if len(devices) > 1 else 0)
-    form.mixed_precision = QCheckBox("Mixed precision (float16 compute)")
-    form.mixed_precision.setToolTip("Faster on GPUs with tensor cores; slower on the CPU")
+    form.mixed_precision = QCheckBox("Mixed precision (bf16 / fp16 where the hardware has it)")
+    form.mixed_precision.setToolTip(
+        "mrcnn train --precision auto: bfloat16 on CPUs with AMX-BF16 or AVX512-BF16 and on "
+        "Ampere+ GPUs, float16 with loss scaling on older tensor-core GPUs, else float32")
     form.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
     form.seed.setToolTip("Seed of data order, generated shapes and initial weights")
     form.run_dir = QLineEdit()
