@@ -138,7 +138,7 @@ def models():
 
 
 def _layers(model):
-    from mrcnn.training import iter_layers
+    from mrcnn.trainer import iter_layers
 
     return {layer.name: layer for layer in iter_layers(model.keras_model)}
 
@@ -224,7 +224,7 @@ def test_mixed_precision_training_steps(compute_dtype):
     from mrcnn.data.pipeline import build_training_inputs
     from mrcnn.data.shapes import ShapesDataset
     from mrcnn.model import MaskRCNN
-    from mrcnn.training import LOSS_NAMES, make_optimizer, set_trainable
+    from mrcnn.trainer import LOSS_NAMES, make_optimizer, set_trainable
 
     config = with_compute_dtype(TinyConfig(), compute_dtype)
     keras.utils.set_random_seed(0)
