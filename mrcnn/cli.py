@@ -20,6 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mrcnn.atomic import atomic_write, write_bytes_atomic
+from mrcnn.checks import debug
+from mrcnn.checks.options import DETECT_RULES, check_input_file, check_options, check_output_dir
+from mrcnn.checks.reporting import run_reporting
+
 PROG = "mrcnn"
 
 
@@ -36,8 +41,7 @@ def read_weight_shapes(path) -> dict:
     from mrcnn.stats import NotKeras2WeightsError, iter_file_weights
 
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CliError(f"weights file not found: {path}")
+    check_input_file(path, "weights file")
     try:
         with h5py.File(path, "r") as handle:
             shapes: dict = {}
@@ -102,9 +106,8 @@ def load_config(config_path, weights_path, command: str):
 
 def read_class_names(path, num_classes: int) -> list[str]:
     """Class names from a text file (one per line) or a JSON list; "BG" prepended when missing."""
+    check_input_file(path, "class names file")
     path = Path(path)
-    if not path.is_file():
-        raise CliError(f"class names file not found: {path}")
     text = path.read_text()
     try:
         names = json.loads(text) if text.lstrip().startswith("[") else \
@@ -138,24 +141,33 @@ def read_image(path) -> np.ndarray:
     """[H, W, 3] uint8 RGB from an image file; CliError naming the file otherwise."""
     from mrcnn.data.dataset import DatasetError, read_image_rgb
 
+    from mrcnn.checks.images import check_image_shape
+
+    check_input_file(path, "image")
     try:
-        return read_image_rgb(os.fspath(path), what="image")
+        image = read_image_rgb(os.fspath(path), what="image")
     except (FileNotFoundError, DatasetError) as e:
         raise CliError(str(e).splitlines()[0]) from None
+    check_image_shape(image, path)
+    return image
 
 
 def build_model(args, command: str):
     """(inference MaskRCNN with weights loaded, config) from --weights / --config."""
-    read_weight_shapes(args.weights)  # fail fast, before TensorFlow starts
+    from mrcnn.checks.weights import check_loaded_weights, require_mask_rcnn_layers
+
+    # Fail fast, before TensorFlow starts: unreadable files and other models' weights.
+    require_mask_rcnn_layers(read_weight_shapes(args.weights), args.weights)
     config = load_config(args.config, args.weights, command)
     from mrcnn.model import MaskRCNN
     from mrcnn.weights import WeightsError
 
     model = MaskRCNN("inference", config)
     try:
-        model.load_weights(args.weights)
+        report = model.load_weights(args.weights)
     except WeightsError as e:
         raise CliError(str(e)) from None
+    check_loaded_weights(model.keras_model, report, getattr(args, "allow_nonfinite", False))
     return model, config
 
 
@@ -185,6 +197,8 @@ def detection_records(result, class_names) -> list[dict]:
 
 
 def run_detect(args) -> int:
+    check_options(args, DETECT_RULES)
+    check_output_dir(args.out)
     images = [(path, read_image(path)) for path in args.images]
     model, config = build_model(args, "detect")
     class_names = _class_names(args, config)
@@ -198,13 +212,14 @@ def run_detect(args) -> int:
         figure = display_instances(image, result["rois"], result["masks"], result["class_ids"],
                                    class_names, result["scores"], title=Path(path).name)
         overlay = out_dir / f"{Path(path).stem}.png"
-        figure.savefig(overlay, dpi=args.dpi, bbox_inches="tight")
+        atomic_write(overlay, lambda f: figure.savefig(f, format="png", dpi=args.dpi,
+                                                       bbox_inches="tight"))
         records.append({"image": os.fspath(path), "height": int(image.shape[0]),
                         "width": int(image.shape[1]), "overlay": os.fspath(overlay),
                         "detections": detection_records(result, class_names)})
         print(f"{path}: {len(result['class_ids'])} detections -> {overlay}")
     document = {"weights": os.fspath(args.weights), "class_names": class_names, "images": records}
-    (out_dir / "detections.json").write_text(json.dumps(document, indent=1))
+    write_bytes_atomic(out_dir / "detections.json", json.dumps(document, indent=1).encode())
     return 0
 
 
@@ -223,6 +238,8 @@ def _model_arguments(parser):
     parser.add_argument("--config", metavar="C.json",
                         help="config JSON (default: inferred from the weights file)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument("--allow-nonfinite", action="store_true",
+                        help="load weights holding NaN / Inf (with a warning) instead of refusing")
 
 
 # ---- trace -----------------------------------------------------------------------------------
@@ -233,6 +250,8 @@ def stage_file_name(index: int, stage_key: str) -> str:
 
 
 def run_trace(args) -> int:
+    check_options(args, DETECT_RULES)
+    check_output_dir(args.out)
     image = read_image(args.image)
     model, config = build_model(args, "trace")
     class_names = _class_names(args, config)
@@ -249,7 +268,8 @@ def run_trace(args) -> int:
     saved = result.save(out_dir / "trace.npz")
     for index, key in enumerate(result.stages):
         figure = stage_figure(result, key)
-        figure.savefig(out_dir / stage_file_name(index, key), dpi=args.dpi)
+        atomic_write(out_dir / stage_file_name(index, key),
+                     lambda f: figure.savefig(f, format="png", dpi=args.dpi))
     timings = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings.items())
     print(f"{args.image}: {len(result.stages)} stages -> {saved} ({timings})")
     return 0
@@ -337,6 +357,8 @@ COMMANDS = [add_detect_parser, add_trace_parser, add_inspect_weights_parser, add
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Mask R-CNN on Keras 3")
+    parser.add_argument("--debug", action="store_true",
+                        help="print tracebacks of errors on stderr (any position in argv)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for add_parser in COMMANDS:
@@ -347,20 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of the ``mrcnn`` console script; returns the exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv, debugging = debug.pop_debug_flag(sys.argv[1:] if argv is None else argv)
+    debug.enable(debugging)
     if argv and argv[0] in DELEGATED:
         # The module's own parser sees the arguments untouched, in order.
-        try:
-            return DELEGATED[argv[0]](argv[1:])
-        except CliError as e:
-            print(f"{PROG} {argv[0]}: error: {e}", file=sys.stderr)
-            return 2
+        return run_reporting(f"{PROG} {argv[0]}", lambda: DELEGATED[argv[0]](argv[1:]))
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except CliError as e:
-        print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    return run_reporting(f"{PROG} {args.command}", lambda: args.run(args))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ def add_arguments(parser):
     parser.add_argument("--min-confidence", type=float, default=None,
                         help="override DETECTION_MIN_CONFIDENCE (COCO AP wants low, e.g. 0.05)")
     parser.add_argument("--out", required=True, help="results JSON to write")
+    parser.add_argument("--allow-nonfinite", action="store_true",
+                        help="load weights holding NaN / Inf (with a warning) instead of refusing")
     return parser
 
 
@@ -127,8 +129,13 @@ def run(args) -> int:
     """Evaluate per parsed ``args``; prints the tables, writes ``args.out``; returns exit code."""
     from mrcnn.config import Config
     from mrcnn.evaluate import format_coco_table
+    from mrcnn.checks import options
+    from mrcnn.checks.weights import check_loaded_weights
     from mrcnn.model import MaskRCNN
 
+    options.check_evaluate_options(args)
+    options.check_output_file(args.out)
+    options.check_input_file(args.weights, "--weights")
     config = Config.from_json(str(find_config(args.weights, args.config)))
     if args.min_confidence is not None:
         config = Config.from_dict({**_fields(config), "DETECTION_MIN_CONFIDENCE":
@@ -137,9 +144,11 @@ def run(args) -> int:
     config = Config.from_dict({**_fields(config), "IMAGES_PER_GPU": 1, "GPU_COUNT": 1})
     with tempfile.TemporaryDirectory(prefix="mrcnn_eval_") as work_dir:
         dataset, coco_gt, coco_ids = load_eval_data(args, work_dir)
+        _check_eval_data(args, dataset)
         model = MaskRCNN("inference", config)
         report = model.load_weights(args.weights)
         print(report, file=sys.stderr)
+        check_loaded_weights(model.keras_model, report, args.allow_nonfinite)
         summary = evaluate_model(
             model, dataset, coco_gt, coco_ids, args.limit,
             progress=lambda i, n, ap: print(f"image {i}/{n}: AP50 {ap:.3f}", file=sys.stderr))
@@ -149,8 +158,19 @@ def run(args) -> int:
     print(f"mAP@0.5 (per-image VOC AP, mask IoU) over {summary['images']} images: "
           f"{summary['mAP50']:.4f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
+    from mrcnn.atomic import write_bytes_atomic
+
+    write_bytes_atomic(args.out, (json.dumps(summary, indent=2) + "\n").encode())
     return 0
+
+
+def _check_eval_data(args, dataset) -> None:
+    """Every problem of a COCO set at once, and no evaluation of a set without instances."""
+    from mrcnn.checks.dataset import checked_coco_dict, require_evaluation_data
+
+    if args.json and args.dataset != "shapes":
+        checked_coco_dict(args.json, args.images, purpose="evaluation")
+    require_evaluation_data(dataset, args.json or "the shapes set")
 
 
 def _fields(config) -> dict:
@@ -164,11 +184,17 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = add_arguments(argparse.ArgumentParser(prog="mrcnn evaluate",
                                                    description=__doc__.split("\n\n")[0]))
+    from mrcnn.checks import debug
+
+    argv, debugging = debug.pop_debug_flag(sys.argv[1:] if argv is None else argv)
+    debug.enable(debugging)
     args = parser.parse_args(argv)
     try:
         return run(args)
-    except (OSError, ValueError) as error:
-        print(f"mrcnn evaluate: error: {type(error).__name__}: {error}", file=sys.stderr)
+    except Exception as error:  # noqa: BLE001 - one line each; the traceback with --debug
+        debug.print_traceback()
+        print(f"mrcnn evaluate: error: {type(error).__name__}: {str(error).strip()}",
+              file=sys.stderr)
         return 1
 
 

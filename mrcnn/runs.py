@@ -20,25 +20,22 @@ directories through this module, so it must not import TensorFlow.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
-STATUSES = ("running", "finished", "stopped", "failed")
+# "interrupted": a session killed without recording its end (mrcnn.run_repair).
+STATUSES = ("running", "finished", "stopped", "failed", "interrupted")
 STOP_FILE = "STOP"
 INDEX_FILE = "index.json"
 
 
 def write_json_atomic(path, data) -> None:
-    """Write ``data`` as pretty JSON to ``path`` through a temp file + rename."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True, default=_json_default)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``data`` as pretty JSON to ``path`` atomically (mrcnn.atomic: temp file, fsync,
+    rename; a full disk names the file and the space it needed)."""
+    from mrcnn.atomic import write_bytes_atomic
+
+    text = json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n"
+    write_bytes_atomic(path, text.encode())
 
 
 def _json_default(value):

@@ -42,6 +42,10 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from mrcnn import run_repair  # noqa: E402
+from mrcnn.checks import debug  # noqa: E402
+from mrcnn.checks.errors import BadInputError  # noqa: E402
+from mrcnn.checks.options import check_train_options  # noqa: E402
 from mrcnn.optimizer_state import optimizer_state_path  # noqa: E402
 from mrcnn.runs import RunDir, default_run_dir, read_json, resume_epoch  # noqa: E402
 
@@ -87,6 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     data.add_argument("--train-images", help="image directory of the training set")
     data.add_argument("--val-json", help="COCO instances JSON of the validation set")
     data.add_argument("--val-images", help="image directory of the validation set")
+    data.add_argument("--skip-bad", action="store_true",
+                      help="leave out images / annotations that fail the dataset check (missing "
+                      "or unreadable images, < 3-point polygons, ...) instead of refusing")
     parser.add_argument("--config", help="Config JSON (Config.from_json); NUM_CLASSES comes "
                         "from the dataset when the file does not set it")
     parser.add_argument("--init", default="none",
@@ -147,8 +154,11 @@ def parse_args(argv):
             raise UsageError(f"--dataset coco needs {' and '.join(missing)}")
         if bool(args.val_json) != bool(args.val_images):
             raise UsageError("--val-json and --val-images go together")
-    if args.epochs < 1:
-        raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
+    check_train_options(args)  # OptionError (exit 2) naming the option and its range
+    if args.init not in ("none", "last"):
+        from mrcnn.checks.weights import check_init_file
+
+        check_init_file(args.init)  # a foreign / broken file fails before TensorFlow starts
     return args
 
 
@@ -220,25 +230,19 @@ def load_datasets(args):
             val = shapes(args.shapes_val, args.seed + SHAPES_VAL_SEED_OFFSET)
         summary = {"kind": "shapes", "size": args.shapes_size}
     else:
-        train = _coco(args.train_json, args.train_images)
-        val = _coco(args.val_json, args.val_images) if args.val_json else None
+        train = _coco(args.train_json, args.train_images, args.skip_bad)
+        val = _coco(args.val_json, args.val_images, args.skip_bad) if args.val_json else None
         summary = {"kind": "coco", "train_json": args.train_json, "val_json": args.val_json}
     summary.update(train_images=len(train.image_ids),
                    val_images=len(val.image_ids) if val is not None else 0)
     return train, val, summary
 
 
-def _coco(json_path, image_dir):
-    from mrcnn.data.coco import CocoDataset
+def _coco(json_path, image_dir, skip_bad=False):
+    """Every image and annotation checked first (mrcnn.checks.dataset): all problems at once."""
+    from mrcnn.checks.dataset import load_checked_coco
 
-    if not os.path.isdir(image_dir):
-        raise FileNotFoundError(f"image directory {image_dir!r} (for {json_path}) does not exist")
-    dataset = CocoDataset()
-    dataset.load_coco(json_path, image_dir)
-    dataset.prepare()
-    if not dataset.image_ids.size:
-        raise ValueError(f"{json_path}: no images to train on")
-    return dataset
+    return load_checked_coco(json_path, image_dir, skip_bad)
 
 
 def default_config_values(args) -> dict:
@@ -348,6 +352,9 @@ def load_initial_weights(model, args, run_dir):
             log.info("--init %s has %d classes, the model %d: not loading %s", path, count,
                      model.config.NUM_CLASSES, ", ".join(exclude))
     report = model.load_weights(path, exclude=exclude)
+    from mrcnn.checks.weights import check_loaded_weights
+
+    check_loaded_weights(model.keras_model, report, min_fraction=0.0)  # nothing loaded: refused
     return {"path": str(path), "exclude": exclude, "loaded_layers": len(report.loaded)}
 
 
@@ -557,7 +564,11 @@ def make_progress_callback(model, run_dir, events, stop_flag, epochs, initial_ep
             step = self.step if partial else None
             path = run_dir.checkpoint_path(self.epoch, step)
             model.save_weights(path)  # temp file + rename
-            model.save_optimizer_state(optimizer_state_path(path))  # so is this
+            try:
+                model.save_optimizer_state(optimizer_state_path(path))  # so is this
+            except BaseException:  # no half pair: the index keeps the last good checkpoint
+                os.remove(path)
+                raise
             run_dir.register_checkpoint(path, epoch=self.epoch, step=self.step, partial=partial)
             events.emit("checkpoint", path=str(path), epoch=self.epoch, step=self.step,
                         partial=partial)
@@ -580,8 +591,11 @@ def prepare_run(args):
         run_dir = RunDir(args.run_dir)
         entry = run_dir.last_checkpoint()
         if entry is None:
-            log.info("--resume: %s has no good checkpoint; starting from epoch 0",
-                     run_dir.path)
+            log.warning("--resume: %s has no good checkpoint; starting again from epoch 0",
+                        run_dir.path)
+        if run_repair.mark_interrupted(run_dir):
+            log.warning("--resume: the previous session was interrupted (run.json said "
+                        "'running' but its process is gone)")
         run_dir.clear_stop()  # the request that ended the previous session is done
         return run_dir, entry
     path = Path(args.run_dir) if args.run_dir else None
@@ -632,7 +646,10 @@ def run_training(args, events) -> int:
     else:
         init = load_initial_weights(model, args, run_dir)
     initial_epoch = model.epoch
-    argv = args.argv if not args.resume else run_dir.read_run().get("argv", []) + args.argv
+    argv = args.argv if not args.resume else \
+        run_repair.merge_resume_argv(run_dir.read_run().get("argv", []), args.argv)
+    if args.resume:
+        run_repair.trim_redone_metrics(run_dir, initial_epoch, config.STEPS_PER_EPOCH)
     run_dir.update_run(
         argv=argv, args={k: v for k, v in vars(args).items() if k != "argv"}, dataset=summary,
         class_names=list(train_data.class_names), strategy=strategy_info, init=init,
@@ -719,7 +736,8 @@ def _setup_logging():
 
 def main(argv=None) -> int:
     """Entry point of ``python -m mrcnn.train`` and ``mrcnn train``; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, debugging = debug.pop_debug_flag(sys.argv[1:] if argv is None else argv)
+    debug.enable(debugging)
     if any(a in ("-h", "--help") for a in argv):
         build_parser().print_help(sys.stderr)
         return 0
@@ -729,19 +747,26 @@ def main(argv=None) -> int:
     try:
         args = parse_args(argv)
         return run_training(args, events)
-    except UsageError as error:
+    except (UsageError, BadInputError) as error:
+        if isinstance(error, BadInputError) and args is not None:  # the data check: exit 1
+            return _fail(args, events, str(error))
         events.emit("error", message=str(error))
         events.emit("end", status="failed", reason=str(error))
         return 2
-    except Exception as error:  # report every failure as an event; the traceback to stderr
-        log.exception("training failed")
-        message = _error_message(error)
-        events.emit("error", message=message)
-        run_dir = RunDir(args.run_dir) if args is not None and args.run_dir else None
-        if run_dir is not None and run_dir.exists():
-            run_dir.set_status("failed", message)
-        events.emit("end", status="failed", reason=message)
-        return 1
+    except Exception as error:  # every failure is an event; the traceback only with --debug
+        debug.print_traceback()
+        return _fail(args, events, _error_message(error))
+
+
+def _fail(args, events, message) -> int:
+    """Report a failure (error + end events, one line on stderr, run.json 'failed'); 1."""
+    log.error("training failed: %s", message)
+    events.emit("error", message=message)
+    run_dir = RunDir(args.run_dir) if args is not None and args.run_dir else None
+    if run_dir is not None and run_dir.exists():
+        run_dir.set_status("failed", message)
+    events.emit("end", status="failed", reason=message)
+    return 1
 
 
 def _error_message(error) -> str:

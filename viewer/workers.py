@@ -9,8 +9,6 @@ worker thread, never when the viewer starts. The loaders are injectable so tests
 from __future__ import annotations
 
 import os
-import sys
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,7 +72,10 @@ def load_model(spec: ModelSpec, step):
     """(inference MaskRCNN with weights, class names or None); ``step(text)`` between steps."""
     from mrcnn.cli import default_class_names, load_config, read_class_names, read_weight_shapes
 
-    read_weight_shapes(spec.weights)  # a bad file fails here, before TensorFlow loads
+    from mrcnn.checks.weights import check_loaded_weights, require_mask_rcnn_layers
+
+    # A bad or foreign file fails here, before TensorFlow loads.
+    require_mask_rcnn_layers(read_weight_shapes(spec.weights), spec.weights)
     config = load_config(spec.config or None, spec.weights, "viewer")
     names = (read_class_names(spec.class_names, config.NUM_CLASSES) if spec.class_names
              else default_class_names(config.NUM_CLASSES))
@@ -84,7 +85,7 @@ def load_model(spec: ModelSpec, step):
     step("Building model")
     model = MaskRCNN("inference", config)
     step("Loading weights")
-    model.load_weights(spec.weights)
+    check_loaded_weights(model.keras_model, model.load_weights(spec.weights))
     return model, names
 
 
@@ -147,6 +148,15 @@ def describe_error(error: BaseException, step: str = "") -> tuple[str, str]:
                                     "were printed to the terminal.")
     title, advice = _ADVICE[kind]
     return title, f"{text}\n\nWhat to do: {advice}"
+
+
+def _described(error, step):
+    """describe_error; the traceback on stderr only for unexpected errors or with --debug."""
+    from mrcnn.checks import debug
+
+    title, message = describe_error(error, step)
+    debug.print_traceback(force=title == "Unexpected error")
+    return title, message
 
 
 # ---- the worker -----------------------------------------------------------------------------
@@ -221,8 +231,7 @@ class TraceWorker(QObject):
         except Cancelled:
             self.cancelled.emit()
         except BaseException as error:  # noqa: BLE001 - any failure becomes a dialog
-            traceback.print_exc(file=sys.stderr)
-            self.failed.emit(*describe_error(error, kind))
+            self.failed.emit(*_described(error, kind))
         finally:
             self.done.emit()
 
@@ -298,8 +307,7 @@ class DatasetWorker(QObject):
             else:
                 self.finished.emit(dataset)
         except BaseException as error:  # noqa: BLE001 - any failure becomes a dialog
-            traceback.print_exc(file=sys.stderr)
-            self.failed.emit(*describe_error(error, "dataset"))
+            self.failed.emit(*_described(error, "dataset"))
         finally:
             self.done.emit()
 
