@@ -44,7 +44,7 @@ from pathlib import Path  # noqa: E402
 
 from mrcnn import run_repair  # noqa: E402
 from mrcnn.checks import debug  # noqa: E402
-from mrcnn.checks.errors import BadInputError  # noqa: E402
+from mrcnn.checks.errors import BadInputError, OptionError  # noqa: E402
 from mrcnn.checks.options import check_train_options  # noqa: E402
 from mrcnn.optimizer_state import optimizer_state_path  # noqa: E402
 from mrcnn.runs import RunDir, default_run_dir, read_json, resume_epoch  # noqa: E402
@@ -155,7 +155,7 @@ def parse_args(argv):
         if bool(args.val_json) != bool(args.val_images):
             raise UsageError("--val-json and --val-images go together")
     check_train_options(args)  # OptionError (exit 2) naming the option and its range
-    if args.init not in ("none", "last"):
+    if args.init not in ("none", "last") and not args.resume:
         from mrcnn.checks.weights import check_init_file
 
         check_init_file(args.init)  # a foreign / broken file fails before TensorFlow starts
@@ -599,6 +599,10 @@ def prepare_run(args):
         run_dir.clear_stop()  # the request that ended the previous session is done
         return run_dir, entry
     path = Path(args.run_dir) if args.run_dir else None
+    if path is not None:
+        from mrcnn.checks.options import check_output_dir
+
+        check_output_dir(path, "--run-dir")  # a file or a read-only place: said now, not later
     if path is not None and RunDir(path).exists():
         raise UsageError(f"--run-dir {path} already holds a run; add --resume to continue it "
                          f"or choose another directory")
@@ -748,8 +752,8 @@ def main(argv=None) -> int:
         args = parse_args(argv)
         return run_training(args, events)
     except (UsageError, BadInputError) as error:
-        if isinstance(error, BadInputError) and args is not None:  # the data check: exit 1
-            return _fail(args, events, str(error))
+        if not isinstance(error, (UsageError, OptionError)) and args is not None:
+            return _fail(args, events, str(error))  # the data / weights checks: exit 1
         events.emit("error", message=str(error))
         events.emit("end", status="failed", reason=str(error))
         return 2

@@ -78,30 +78,50 @@ for size in (4, 100000):
 """,
 }
 SNIPPET = """
-import sys
+import json, sys
 from mrcnn.atomic import DiskFullError
+results = {{}}
+{cases}
+print(json.dumps(results))
+"""
+CASE = """
 path = {path!r}
 try:
 {body}
+    results[{name!r}] = "no error"
 except DiskFullError as error:
-    print(error)
-    sys.exit(3)
+    results[{name!r}] = str(error)
 """
+LIMIT = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def limited_writes(tmp_path_factory):
+    """Every writer of WRITERS run once under a 64 KiB file size limit, in one subprocess (one
+    interpreter start): ({name: DiskFullError message}, {name: its folder})."""
+    root = tmp_path_factory.mktemp("limited")
+    folders, cases = {}, []
+    for name, code in WRITERS.items():
+        folders[name] = root / name.replace(".", "_")
+        folders[name].mkdir()
+        body = "\n".join("    " + line for line in code.format().strip().splitlines())
+        cases.append(CASE.format(path=str(folders[name] / name), body=body, name=name))
+    code, out, err = run_limited(SNIPPET.format(cases="".join(cases)), LIMIT, root)
+    assert code == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1]), folders
 
 
 @pytest.mark.parametrize("name", list(WRITERS))
-def test_writer_over_the_size_limit(tmp_path, name):
-    target = tmp_path / name
-    body = "\n".join("    " + line for line in WRITERS[name].format().strip().splitlines())
-    code, out, err = run_limited(SNIPPET.format(path=str(target), body=body), 64 * 1024, tmp_path)
-    assert code == 3, err[-3000:]
-    message = out.strip()
+def test_writer_over_the_size_limit(limited_writes, name):
+    messages, folders = limited_writes
+    target = folders[name] / name
+    message = messages[name]
     assert f"could not write {target}" in message and "it needs" in message
     needed = message.split("it needs ")[1].split(",")[0]
     assert needed.endswith(("KiB", "MiB")) and float(needed.split()[0]) > 64, message
     assert "File too large" in message
-    assert [p.name for p in tmp_path.iterdir()] == [name]  # no .tmp left, the old file kept
-    assert target.stat().st_size < 64 * 1024
+    assert [p.name for p in folders[name].iterdir()] == [name]  # no .tmp; the old file kept
+    assert target.stat().st_size < LIMIT
 
 
 def test_disk_full_message_names_space(tmp_path):

@@ -104,6 +104,17 @@ def test_run_dir_holding_a_run_needs_resume(run_train, tmp_path):
     assert_train_refused(result, ["--run-dir", "already holds a run", "--resume"], code_wanted=2)
 
 
+@pytest.mark.parametrize("where,expect", [
+    ("file", ["--run-dir", "plain.txt", "is a file"]),
+    ("below_file", ["--run-dir", "plain.txt is a file", "cannot be created"]),
+    ("read_only", ["--run-dir", "/proc", "not writable"]),
+])
+def test_run_dir_that_cannot_be_written(run_train, bad_files, where, expect):
+    path = {"file": bad_files.plain_file, "below_file": bad_files.plain_file / "run",
+            "read_only": "/proc/mrcnn_run"}[where]
+    assert_train_refused(run_train(["--run-dir", path]), expect, code_wanted=2)
+
+
 def test_val_json_without_images(run_train, bad_files, tmp_path):
     good = bad_files.coco.good
     result = run_train(["--train-json", good, "--train-images", good.parent,

@@ -115,3 +115,18 @@ def test_running_with_a_dead_pid_reads_interrupted(tmp_path):
     assert run_repair.interrupted_status(run.read_run()) == "running"
     assert not run_repair.mark_interrupted(run)
     assert json.loads(run.run_json_path.read_text())["status"] == "running"
+
+
+def test_resume_without_checkpoint_warns_and_marks_the_killed_session(tmp_path, caplog):
+    from mrcnn.train import prepare_run
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run = RunDir(tmp_path / "run").create()
+    run.update_run(status="running", pid=dead.pid, argv=["--run-dir", str(run.path)])
+    run_dir, entry = prepare_run(SimpleNamespace(resume=True, run_dir=str(run.path)))
+    assert entry is None and run_dir.path == run.path
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("no good checkpoint" in w for w in warnings), warnings
+    assert any("interrupted" in w for w in warnings), warnings
+    assert run.read_run()["status"] == "interrupted"
