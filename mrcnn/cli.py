@@ -27,6 +27,10 @@ from mrcnn.errors import InputError
 from mrcnn.model_files import (default_class_names, load_config, read_class_names, read_image,
                                read_weight_shapes)
 from mrcnn.precision import add_precision_argument, apply_precision
+from mrcnn.atomic import atomic_write, write_bytes_atomic
+from mrcnn.checks import debug
+from mrcnn.checks.options import DETECT_RULES, check_options, check_output_dir
+from mrcnn.checks.reporting import run_reporting
 
 PROG = "mrcnn"
 
@@ -44,13 +48,17 @@ def _class_names(args, config) -> list[str]:
 
 def build_model(args, command: str):
     """(inference MaskRCNN with weights loaded, config) from --weights / --config."""
-    read_weight_shapes(args.weights)  # fail fast, before TensorFlow starts
+    from mrcnn.checks.weights import check_loaded_weights, require_mask_rcnn_layers
+
+    # Fail fast, before TensorFlow starts: unreadable files and other models' weights.
+    require_mask_rcnn_layers(read_weight_shapes(args.weights), args.weights)
     config = load_config(args.config, args.weights, command)
     config = apply_precision(config, args.precision)
     from mrcnn.model import MaskRCNN
 
     model = MaskRCNN("inference", config)
-    model.load_weights(args.weights)  # WeightsError: an InputError, one line on stderr
+    report = model.load_weights(args.weights)  # WeightsError: an InputError, one line on stderr
+    check_loaded_weights(model.keras_model, report, getattr(args, "allow_nonfinite", False))
     return model, config
 
 
@@ -80,6 +88,8 @@ def detection_records(result, class_names) -> list[dict]:
 
 
 def run_detect(args) -> int:
+    check_options(args, DETECT_RULES)
+    check_output_dir(args.out)
     images = [(path, read_image(path)) for path in args.images]
     model, config = build_model(args, "detect")
     class_names = _class_names(args, config)
@@ -93,13 +103,14 @@ def run_detect(args) -> int:
         figure = display_instances(image, result["rois"], result["masks"], result["class_ids"],
                                    class_names, result["scores"], title=Path(path).name)
         overlay = out_dir / f"{Path(path).stem}.png"
-        figure.savefig(overlay, dpi=args.dpi, bbox_inches="tight")
+        atomic_write(overlay, lambda f: figure.savefig(f, format="png", dpi=args.dpi,
+                                                       bbox_inches="tight"))
         records.append({"image": os.fspath(path), "height": int(image.shape[0]),
                         "width": int(image.shape[1]), "overlay": os.fspath(overlay),
                         "detections": detection_records(result, class_names)})
         print(f"{path}: {len(result['class_ids'])} detections -> {overlay}")
     document = {"weights": os.fspath(args.weights), "class_names": class_names, "images": records}
-    (out_dir / "detections.json").write_text(json.dumps(document, indent=1))
+    write_bytes_atomic(out_dir / "detections.json", json.dumps(document, indent=1).encode())
     return 0
 
 
@@ -119,6 +130,8 @@ def _model_arguments(parser):
                         help="config JSON (default: inferred from the weights file)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     add_precision_argument(parser)
+    parser.add_argument("--allow-nonfinite", action="store_true",
+                        help="load weights holding NaN / Inf (with a warning) instead of refusing")
 
 
 # ---- trace -----------------------------------------------------------------------------------
@@ -129,6 +142,8 @@ def stage_file_name(index: int, stage_key: str) -> str:
 
 
 def run_trace(args) -> int:
+    check_options(args, DETECT_RULES)
+    check_output_dir(args.out)
     image = read_image(args.image)
     model, config = build_model(args, "trace")
     class_names = _class_names(args, config)
@@ -145,7 +160,8 @@ def run_trace(args) -> int:
     saved = result.save(out_dir / "trace.npz")
     for index, key in enumerate(result.stages):
         figure = stage_figure(result, key)
-        figure.savefig(out_dir / stage_file_name(index, key), dpi=args.dpi)
+        atomic_write(out_dir / stage_file_name(index, key),
+                     lambda f: figure.savefig(f, format="png", dpi=args.dpi))
     timings = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings.items())
     print(f"{args.image}: {len(result.stages)} stages -> {saved} ({timings})")
     return 0
@@ -233,6 +249,8 @@ COMMANDS = [add_detect_parser, add_trace_parser, add_inspect_weights_parser, add
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Mask R-CNN on Keras 3")
+    parser.add_argument("--debug", action="store_true",
+                        help="print tracebacks of errors on stderr (any position in argv)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for add_parser in COMMANDS:
@@ -243,20 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of the ``mrcnn`` console script; returns the exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv, debugging = debug.pop_debug_flag(sys.argv[1:] if argv is None else argv)
+    debug.enable(debugging)
     if argv and argv[0] in DELEGATED:
         # The module's own parser sees the arguments untouched, in order.
-        try:
-            return DELEGATED[argv[0]](argv[1:])
-        except InputError as e:
-            print(f"{PROG} {argv[0]}: error: {e}", file=sys.stderr)
-            return 2
+        return run_reporting(f"{PROG} {argv[0]}", lambda: DELEGATED[argv[0]](argv[1:]))
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except InputError as e:
-        print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    return run_reporting(f"{PROG} {args.command}", lambda: args.run(args))
 
 
 if __name__ == "__main__":

@@ -215,6 +215,9 @@ class Config:
         unknown = [k for k in values if not hasattr(cls, k) and k not in DERIVED_FIELDS]
         if unknown:
             raise ConfigError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+        from mrcnn.checks.config_types import check_field_types
+
+        check_field_types(cls, values, ConfigError)  # "IMAGE_MAX_DIM: expected a number ..."
         overrides = {k: _from_jsonable(k, v) for k, v in values.items() if k not in DERIVED_FIELDS}
         subclass = type(cls.__name__, (cls,), overrides)
         config = subclass()

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mrcnn.errors import InputError
 from mrcnn.precision import add_precision_argument, apply_precision
 
 # Seed of the default shapes evaluation images: far from training seeds (mrcnn.train uses 0..).
@@ -43,6 +42,8 @@ def add_arguments(parser):
                         help="override DETECTION_MIN_CONFIDENCE (COCO AP wants low, e.g. 0.05)")
     parser.add_argument("--out", required=True, help="results JSON to write")
     add_precision_argument(parser)
+    parser.add_argument("--allow-nonfinite", action="store_true",
+                        help="load weights holding NaN / Inf (with a warning) instead of refusing")
     return parser
 
 
@@ -120,9 +121,14 @@ def run(args) -> int:
     """Evaluate per parsed ``args``; prints the tables, writes ``args.out``; returns exit code."""
     from mrcnn.config import Config
     from mrcnn.evaluate import format_coco_table
+    from mrcnn.checks import options
+    from mrcnn.checks.weights import check_loaded_weights
     from mrcnn.model import MaskRCNN
     from mrcnn.model_files import load_config
 
+    options.check_evaluate_options(args)
+    options.check_output_file(args.out)
+    options.check_input_file(args.weights, "--weights")
     # A dataset evaluation needs the config the model was trained with (image size, anchors):
     # a config file, never one inferred from the weights.
     config = load_config(args.config, args.weights, infer=False)
@@ -134,9 +140,11 @@ def run(args) -> int:
     config = apply_precision(config, args.precision)
     with tempfile.TemporaryDirectory(prefix="mrcnn_eval_") as work_dir:
         dataset, coco_gt, coco_ids = load_eval_data(args, work_dir)
+        _check_eval_data(args, dataset)
         model = MaskRCNN("inference", config)
         report = model.load_weights(args.weights)
         print(report, file=sys.stderr)
+        check_loaded_weights(model.keras_model, report, args.allow_nonfinite)
         summary = evaluate_model(
             model, dataset, coco_gt, coco_ids, args.limit,
             progress=lambda i, n, ap: print(f"image {i}/{n}: AP50 {ap:.3f}", file=sys.stderr))
@@ -146,8 +154,19 @@ def run(args) -> int:
     print(f"mAP@0.5 (per-image VOC AP, mask IoU) over {summary['images']} images: "
           f"{summary['mAP50']:.4f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
+    from mrcnn.atomic import write_bytes_atomic
+
+    write_bytes_atomic(args.out, (json.dumps(summary, indent=2) + "\n").encode())
     return 0
+
+
+def _check_eval_data(args, dataset) -> None:
+    """Every problem of a COCO set at once, and no evaluation of a set without instances."""
+    from mrcnn.checks.dataset import checked_coco_dict, require_evaluation_data
+
+    if args.json and args.dataset != "shapes":
+        checked_coco_dict(args.json, args.images, purpose="evaluation")
+    require_evaluation_data(dataset, args.json or "the shapes set")
 
 
 def _fields(config) -> dict:
@@ -161,11 +180,17 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = add_arguments(argparse.ArgumentParser(prog="mrcnn evaluate",
                                                    description=__doc__.split("\n\n")[0]))
+    from mrcnn.checks import debug
+
+    argv, debugging = debug.pop_debug_flag(sys.argv[1:] if argv is None else argv)
+    debug.enable(debugging)
     args = parser.parse_args(argv)
     try:
         return run(args)
-    except (OSError, ValueError, InputError) as error:
-        print(f"mrcnn evaluate: error: {type(error).__name__}: {error}", file=sys.stderr)
+    except Exception as error:  # noqa: BLE001 - one line each; the traceback with --debug
+        debug.print_traceback()
+        print(f"mrcnn evaluate: error: {type(error).__name__}: {str(error).strip()}",
+              file=sys.stderr)
         return 1
 
 

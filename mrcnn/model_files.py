@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mrcnn.checks.options import check_input_file
 from mrcnn.errors import (ClassNamesError, ConfigError, DatasetError, ImageFileError,
                           WeightsFileError)
 
@@ -39,8 +40,7 @@ def read_weight_shapes(path) -> dict:
     from mrcnn.stats import NotKeras2WeightsError, iter_file_weights
 
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise WeightsFileError(f"weights file not found: {path}")
+    check_input_file(path, "weights file", WeightsFileError)
     try:
         with h5py.File(path, "r") as handle:
             shapes: dict = {}
@@ -194,9 +194,8 @@ def _if_known(values) -> dict:
 
 def read_class_names(path, num_classes: int) -> list[str]:
     """Class names from a text file (one per line) or a JSON list; "BG" prepended when missing."""
+    check_input_file(path, "class names file", ClassNamesError)
     path = Path(path)
-    if not path.is_file():
-        raise ClassNamesError(f"class names file not found: {path}")
     text = path.read_text()
     try:
         names = json.loads(text) if text.lstrip().startswith("[") else \
@@ -223,10 +222,15 @@ def default_class_names(num_classes: int) -> list[str]:
 # ---- images -------------------------------------------------------------------------------------
 
 def read_image(path) -> np.ndarray:
-    """[H, W, 3] uint8 RGB from an image file; ImageFileError naming the file otherwise."""
+    """[H, W, 3] uint8 RGB from an image file; ImageFileError naming the file otherwise
+    (ImageShapeError for an image too small or too elongated for the model)."""
+    from mrcnn.checks.images import check_image_shape
     from mrcnn.data.dataset import read_image_rgb
 
+    check_input_file(path, "image", ImageFileError)
     try:
-        return read_image_rgb(os.fspath(path), what="image")
+        image = read_image_rgb(os.fspath(path), what="image")
     except (FileNotFoundError, DatasetError) as e:
         raise ImageFileError(str(e).splitlines()[0]) from None
+    check_image_shape(image, path)
+    return image

@@ -12,7 +12,6 @@ its optimizer afresh, saying so). The learning rate is not part of the state: th
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -47,11 +46,9 @@ def save_optimizer_state(optimizer, trainable_variables, path) -> Path:
               "trainable": [v.path for v in trainable_variables],
               "slots": [_slot_name(v) for v in variables]}
     arrays = {f"slot_{i}": np.asarray(v.numpy()) for i, v in enumerate(variables)}
-    temp = path.with_name(path.name + ".tmp")
-    with open(temp, "wb") as f:
-        np.savez(f, header=np.array(json.dumps(header)), **arrays)
-    os.replace(temp, path)
-    return path
+    from mrcnn.atomic import atomic_write
+
+    return atomic_write(path, lambda f: np.savez(f, header=np.array(json.dumps(header)), **arrays))
 
 
 def restore_optimizer_state(optimizer, trainable_variables, path) -> str:

@@ -24,23 +24,22 @@ import os
 import time
 from pathlib import Path
 
-# run.json "status": a live run, then how it ended (also the status of the "end" event).
-RUNNING, FINISHED, STOPPED, FAILED = "running", "finished", "stopped", "failed"
-STATUSES = (RUNNING, FINISHED, STOPPED, FAILED)
+# run.json "status": a live run, then how it ended (also the status of the "end" event);
+# "interrupted": a session killed without recording its end (mrcnn.run_repair).
+RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED = (
+    "running", "finished", "stopped", "failed", "interrupted")
+STATUSES = (RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED)
 STOP_FILE = "STOP"
 INDEX_FILE = "index.json"
 
 
 def write_json_atomic(path, data) -> None:
-    """Write ``data`` as pretty JSON to ``path`` through a temp file + rename."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True, default=_json_default)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``data`` as pretty JSON to ``path`` atomically (mrcnn.atomic: temp file, fsync,
+    rename; a full disk names the file and the space it needed)."""
+    from mrcnn.atomic import write_bytes_atomic
+
+    text = json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n"
+    write_bytes_atomic(path, text.encode())
 
 
 def _json_default(value):

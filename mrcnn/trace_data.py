@@ -150,11 +150,9 @@ class Trace:
                   for stage, values in self.stages.items() for name, value in values.items()}
         meta = dict(self.meta, format_version=FORMAT_VERSION)
         arrays[_META_KEY] = np.frombuffer(json.dumps(meta, default=_json_default).encode(), np.uint8)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        tmp.replace(path)
-        return path
+        from mrcnn.atomic import atomic_write
+
+        return atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
 
     @classmethod
     def load(cls, path) -> "Trace":

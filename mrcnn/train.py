@@ -39,6 +39,10 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from mrcnn import run_repair  # noqa: E402
+from mrcnn.checks import debug  # noqa: E402
+from mrcnn.checks.errors import BadInputError, OptionError  # noqa: E402
+from mrcnn.checks.options import check_train_options  # noqa: E402
 from mrcnn.errors import InputError  # noqa: E402
 from mrcnn.precision import add_precision_argument  # noqa: E402
 from mrcnn.runs import FAILED, FINISHED, RunDir  # noqa: E402
@@ -76,6 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     data.add_argument("--train-images", help="image directory of the training set")
     data.add_argument("--val-json", help="COCO instances JSON of the validation set")
     data.add_argument("--val-images", help="image directory of the validation set")
+    data.add_argument("--skip-bad", action="store_true",
+                      help="leave out images / annotations that fail the dataset check (missing "
+                      "or unreadable images, < 3-point polygons, ...) instead of refusing")
     parser.add_argument("--config", help="Config JSON (Config.from_json); NUM_CLASSES comes "
                         "from the dataset when the file does not set it")
     parser.add_argument("--init", default="none",
@@ -140,8 +147,11 @@ def parse_args(argv):
             raise UsageError(f"--dataset coco needs {' and '.join(missing)}")
         if bool(args.val_json) != bool(args.val_images):
             raise UsageError("--val-json and --val-images go together")
-    if args.epochs < 1:
-        raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
+    check_train_options(args)  # OptionError (exit 2) naming the option and its range
+    if args.init not in ("none", "last") and not args.resume:
+        from mrcnn.checks.weights import check_init_file
+
+        check_init_file(args.init)  # a foreign / broken file fails before TensorFlow starts
     return args
 
 
@@ -153,11 +163,18 @@ def prepare_run(args):
         run_dir = RunDir(args.run_dir)
         entry = run_dir.last_checkpoint()
         if entry is None:
-            log.info("--resume: %s has no good checkpoint; starting from epoch 0",
-                     run_dir.path)
+            log.warning("--resume: %s has no good checkpoint; starting again from epoch 0",
+                        run_dir.path)
+        if run_repair.mark_interrupted(run_dir):
+            log.warning("--resume: the previous session was interrupted (run.json said "
+                        "'running' but its process is gone)")
         run_dir.clear_stop()  # the request that ended the previous session is done
         return run_dir, entry
     path = Path(args.run_dir) if args.run_dir else None
+    if path is not None:
+        from mrcnn.checks.options import check_output_dir
+
+        check_output_dir(path, "--run-dir")  # a file or a read-only place: said now, not later
     if path is not None and RunDir(path).exists():
         raise UsageError(f"--run-dir {path} already holds a run; add --resume to continue it "
                          f"or choose another directory")
@@ -201,7 +218,8 @@ def _setup_logging():
 
 def main(argv=None) -> int:
     """Entry point of ``python -m mrcnn.train`` and ``mrcnn train``; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, debugging = debug.pop_debug_flag(sys.argv[1:] if argv is None else argv)
+    debug.enable(debugging)
     if any(a in ("-h", "--help") for a in argv):
         build_parser().print_help(sys.stderr)
         return 0
@@ -211,19 +229,26 @@ def main(argv=None) -> int:
     try:
         args = parse_args(argv)
         return run_training(args, events)
-    except UsageError as error:
+    except (UsageError, BadInputError) as error:
+        if not isinstance(error, (UsageError, OptionError)) and args is not None:
+            return _fail(args, events, str(error))  # the data / weights checks: exit 1
         events.emit(ERROR, message=str(error))
         events.emit(END, status=FAILED, reason=str(error))
         return EXIT_USAGE
-    except Exception as error:  # report every failure as an event; the traceback to stderr
-        log.exception("training failed")
-        message = _error_message(error)
-        events.emit(ERROR, message=message)
-        run_dir = RunDir(args.run_dir) if args is not None and args.run_dir else None
-        if run_dir is not None and run_dir.exists():
-            run_dir.set_status(FAILED, message)
-        events.emit(END, status=FAILED, reason=message)
-        return EXIT_FAILED
+    except Exception as error:  # every failure is an event; the traceback only with --debug
+        debug.print_traceback()
+        return _fail(args, events, _error_message(error))
+
+
+def _fail(args, events, message) -> int:
+    """Report a failure (error + end events, one line on stderr, run.json 'failed'); 1."""
+    log.error("training failed: %s", message)
+    events.emit(ERROR, message=message)
+    run_dir = RunDir(args.run_dir) if args is not None and args.run_dir else None
+    if run_dir is not None and run_dir.exists():
+        run_dir.set_status(FAILED, message)
+    events.emit(END, status=FAILED, reason=message)
+    return EXIT_FAILED
 
 
 def _error_message(error) -> str:

@@ -254,7 +254,11 @@ class CheckpointWriter(keras.callbacks.Callback):
         epoch, step = self.progress.epoch, self.progress.step
         path = self.run_dir.checkpoint_path(epoch, step if partial else None)
         self.mrcnn_model.save_weights(path)  # temp file + rename
-        self.mrcnn_model.save_optimizer_state(optimizer_state_path(path))  # so is this
+        try:
+            self.mrcnn_model.save_optimizer_state(optimizer_state_path(path))  # so is this
+        except BaseException:  # no half pair: the index keeps the last good checkpoint
+            os.remove(path)
+            raise
         self.run_dir.register_checkpoint(path, epoch=epoch, step=step, partial=partial)
         self.events.emit(CHECKPOINT, path=str(path), epoch=epoch, step=step, partial=partial)
 

@@ -18,6 +18,7 @@ import os
 import time
 from dataclasses import dataclass
 
+from mrcnn import run_repair
 from mrcnn.optimizer_state import optimizer_state_path
 from mrcnn.precision import apply_precision, training_choice
 from mrcnn.runs import FAILED, FINISHED, RUNNING, STOPPED, RunDir, default_run_dir, resume_epoch
@@ -82,7 +83,10 @@ def record_start(args, run: StartedRun, events, summary, train_data, val_data) -
     """Write run.json (status running) and emit the "start" event; returns the initial epoch."""
     run_dir, config, init = run.run_dir, run.model.config, run.init
     initial_epoch = run.model.epoch
-    argv = args.argv if not args.resume else run_dir.read_run().get("argv", []) + args.argv
+    argv = args.argv if not args.resume else \
+        run_repair.merge_resume_argv(run_dir.read_run().get("argv", []), args.argv)
+    if args.resume:
+        run_repair.trim_redone_metrics(run_dir, initial_epoch, config.STEPS_PER_EPOCH)
     run_dir.update_run(
         argv=argv, args={k: v for k, v in vars(args).items() if k != "argv"}, dataset=summary,
         class_names=list(train_data.class_names), strategy=run.strategy, init=init,

@@ -90,25 +90,19 @@ def load_datasets(args):
             val = shapes(args.shapes_val, args.seed + SHAPES_VAL_SEED_OFFSET)
         summary = {"kind": "shapes", "size": args.shapes_size}
     else:
-        train = _coco(args.train_json, args.train_images)
-        val = _coco(args.val_json, args.val_images) if args.val_json else None
+        train = _coco(args.train_json, args.train_images, args.skip_bad)
+        val = _coco(args.val_json, args.val_images, args.skip_bad) if args.val_json else None
         summary = {"kind": "coco", "train_json": args.train_json, "val_json": args.val_json}
     summary.update(train_images=len(train.image_ids),
                    val_images=len(val.image_ids) if val is not None else 0)
     return train, val, summary
 
 
-def _coco(json_path, image_dir):
-    from mrcnn.data.coco import CocoDataset
+def _coco(json_path, image_dir, skip_bad=False):
+    """Every image and annotation checked first (mrcnn.checks.dataset): all problems at once."""
+    from mrcnn.checks.dataset import load_checked_coco
 
-    if not os.path.isdir(image_dir):
-        raise FileNotFoundError(f"image directory {image_dir!r} (for {json_path}) does not exist")
-    dataset = CocoDataset()
-    dataset.load_coco(json_path, image_dir)
-    dataset.prepare()
-    if not dataset.image_ids.size:
-        raise ValueError(f"{json_path}: no images to train on")
-    return dataset
+    return load_checked_coco(json_path, image_dir, skip_bad)
 
 
 def build_config(args, train_dataset, replicas, saved_config=None):
@@ -164,6 +158,9 @@ def load_initial_weights(model, args, run_dir):
             log.info("--init %s has %d classes, the model %d: not loading %s", path, count,
                      model.config.NUM_CLASSES, ", ".join(exclude))
     report = model.load_weights(path, exclude=exclude)
+    from mrcnn.checks.weights import check_loaded_weights
+
+    check_loaded_weights(model.keras_model, report, min_fraction=0.0)  # nothing loaded: refused
     model.epoch = 0  # a new run (load_weights continues a matterport checkpoint's epoch count)
     return {"path": str(path), "exclude": exclude, "loaded_layers": len(report.loaded)}
 

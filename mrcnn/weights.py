@@ -338,11 +338,12 @@ def _file_array(values):
 
 
 def save_weights(keras_model, path) -> None:
-    """Write every layer's weights in matterport's Keras-2 HDF5 layout, atomically."""
-    path = os.fspath(path)
-    tmp_path = path + ".tmp"
-    try:
-        with h5py.File(tmp_path, "w") as f:
+    """Write every layer's weights in matterport's Keras-2 HDF5 layout, atomically
+    (mrcnn.atomic: a full disk names the file and the space it needed)."""
+    from mrcnn.atomic import atomic_write
+
+    def write(buffer):
+        with h5py.File(buffer, "w") as f:
             _write_name_list(f, "layer_names", [layer.name for layer in keras_model.layers])
             # Fixed-length bytes (np.bytes_), which Keras 2 loaders call .decode() on.
             f.attrs["backend"] = np.bytes_(b"tensorflow")
@@ -353,8 +354,5 @@ def save_weights(keras_model, path) -> None:
                 _write_name_list(group, "weight_names", [name for name, _ in named])
                 for name, variable in named:
                     group.create_dataset(name, data=_file_array(variable.numpy()))
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+
+    atomic_write(path, write)

@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     script.add_argument("--quit-after-trace", action="store_true",
                         help="quit when the first trace is ready (exit 0), or at the first error "
                              "(printed to stderr, exit 1): smoke tests and scripts")
+    parser.add_argument("--debug", action="store_true",
+                        help="print tracebacks of errors on stderr")
     parser.add_argument("--stage", choices=STAGE_KEYS, help=argparse.SUPPRESS)
     parser.add_argument("--panel", help=argparse.SUPPRESS)  # dock to raise, for screenshots
     return parser
@@ -102,22 +104,39 @@ def startup_plan(args):
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
+
+    from mrcnn.checks import debug
 
     from viewer.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("mrcnn")
     app.setApplicationName("mrcnn-viewer")
+    debug.enable(args.debug)
     window = MainWindow()
     window.exit_on_error = args.quit_after_trace
     if args.save_detections or args.quit_after_trace:
         window.session.traceChanged.connect(
             lambda trace: _first_trace_ready(app, window, trace, args))
+    if args.quit_after_trace:  # a model opened with nothing to trace is done once loaded
+        window.document.runner.finished.connect(
+            lambda result: app.exit(0) if result.trace is None else None)
     window.show()
     window.document.pending_stage = args.stage
     if args.panel in window.docks:
         window.docks[args.panel].raise_()
+    # Open once the event loop runs: an exit() asked for before exec() (a trace ready at
+    # once, an error at once) would be lost, and --quit-after-trace would never quit.
+    QTimer.singleShot(0, lambda: open_startup(window, args))
+    status = app.exec()
+    _dispose(app, window)
+    return status
+
+
+def open_startup(window, args) -> None:
+    """Open what the command line names: trace, dataset, image or model."""
     if args.trace:
         window.open_trace(args.trace)
     spec, data, problem = startup_plan(args)
@@ -129,9 +148,6 @@ def main(argv=None) -> int:
         window.open_image(args.image, spec)
     elif spec is not None:
         window.set_model(spec)
-    status = app.exec()
-    _dispose(app, window)
-    return status
 
 
 def _first_trace_ready(app, window, trace, args) -> None:

@@ -9,8 +9,6 @@ worker thread, never when the viewer starts. The loaders are injectable so tests
 from __future__ import annotations
 
 import os
-import sys
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +81,10 @@ def load_model(spec: ModelSpec, step):
     from mrcnn.model_files import (default_class_names, load_config, read_class_names,
                                    read_weight_shapes)
 
-    read_weight_shapes(spec.weights)  # a bad file fails here, before TensorFlow loads
+    from mrcnn.checks.weights import check_loaded_weights, require_mask_rcnn_layers
+
+    # A bad or foreign file fails here, before TensorFlow loads.
+    require_mask_rcnn_layers(read_weight_shapes(spec.weights), spec.weights)
     config = load_config(spec.config or None, spec.weights, "viewer")
     from mrcnn.precision import apply_precision
 
@@ -96,7 +97,7 @@ def load_model(spec: ModelSpec, step):
     step("Building model")
     model = MaskRCNN("inference", config)
     step("Loading weights")
-    model.load_weights(spec.weights)
+    check_loaded_weights(model.keras_model, model.load_weights(spec.weights))
     return model, names
 
 
@@ -112,6 +113,15 @@ def compute_weight_stats(model):
 
     # Plain dicts: what Session.weight_stats / the weights panel take.
     return stats_to_dicts(weight_stats(model))
+
+
+def _described(error, step):
+    """describe_error; the traceback on stderr only for unexpected errors or with --debug."""
+    from mrcnn.checks import debug
+
+    title, message = describe_error(error, step)
+    debug.print_traceback(force=title == "Unexpected error")
+    return title, message
 
 
 # ---- the worker -----------------------------------------------------------------------------
@@ -187,8 +197,7 @@ class TraceWorker(QObject):
         except Cancelled:
             self.cancelled.emit()
         except BaseException as error:  # noqa: BLE001 - any failure becomes a dialog
-            traceback.print_exc(file=sys.stderr)
-            self.failed.emit(*describe_error(error, kind))
+            self.failed.emit(*_described(error, kind))
         finally:
             self.done.emit()
 
@@ -264,8 +273,7 @@ class DatasetWorker(QObject):
             else:
                 self.finished.emit(dataset)
         except BaseException as error:  # noqa: BLE001 - any failure becomes a dialog
-            traceback.print_exc(file=sys.stderr)
-            self.failed.emit(*describe_error(error, "dataset"))
+            self.failed.emit(*_described(error, "dataset"))
         finally:
             self.done.emit()
 

@@ -107,7 +107,7 @@ def test_shapes_request_parses_back_field_by_field(make_dialog, tmp_path):
                 "run_dir": run_dir,
                 "resume": False, "mixed_precision": False, "precision": "auto", "seed": 7,
                 "train_json": None, "precise_bn": 0,
-                "train_images": None, "val_json": None, "val_images": None,
+                "train_images": None, "val_json": None, "val_images": None, "skip_bad": False,
                 "stop_with_parent": None}  # program() adds it, not the dialog's args
     assert vars(args) == expected
     assert request.run_dir == run_dir
