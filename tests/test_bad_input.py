@@ -271,8 +271,6 @@ def test_trace_unknown_activation_layer(bad_files, tmp_path, capsys):
 
 # ---- accepted inputs: must succeed ----------------------------------------------------------------
 
-# The image readers convert gray+alpha once the compat branch (issue 12) is merged.
-
 @pytest.fixture(scope="module")
 def accepted_run(bad_files, shared_models, tmp_path_factory):
     """Detect over the accepted image kinds (gray+alpha on its own): {image path: record}."""
