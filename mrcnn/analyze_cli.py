@@ -87,8 +87,8 @@ def check_coco_files(dataset, json_path, image_dir):
 class Progress:
     """A one-line progress bar on stderr: done/total, images per second, ETA, failures."""
 
-    def __init__(self, stream=sys.stderr, width=30):
-        self.stream, self.width = stream, width
+    def __init__(self, stream=None, width=30):
+        self.stream, self.width = stream or sys.stderr, width
         self.start = time.perf_counter()
         self.failed = 0
 
@@ -105,16 +105,16 @@ class Progress:
         self.stream.flush()
 
 
-def build_model(args):
+def load_config(args):
+    """The inference config: --config (or the weights' run config), one image per batch."""
     from mrcnn.config import Config
     from mrcnn.evaluate_cli import _fields
-    from mrcnn.model import MaskRCNN
 
     config = Config.from_json(str(find_config(args.weights, args.config)))
     fields = {**_fields(config), "IMAGES_PER_GPU": 1, "GPU_COUNT": 1}
     if args.min_confidence is not None:
         fields["DETECTION_MIN_CONFIDENCE"] = args.min_confidence
-    return MaskRCNN("inference", Config.from_dict(fields))
+    return Config.from_dict(fields)
 
 
 def run(args) -> int:
@@ -123,12 +123,14 @@ def run(args) -> int:
     from mrcnn.analyze_report import write_report
     from mrcnn.diagnose import Thresholds
     from mrcnn.diagnose.aggregate import summarize
+    from mrcnn.model import MaskRCNN
 
     if not Path(args.weights).is_file():
         raise FileNotFoundError(f"--weights: {args.weights} does not exist")
+    config = load_config(args)
     dataset = load_dataset(args)
-    model = build_model(args)
-    check_compatible(model.config, dataset)
+    check_compatible(config, dataset)  # before the (slow) model build
+    model = MaskRCNN("inference", config)
     print(model.load_weights(args.weights), file=sys.stderr)
     out = Path(args.out)
     traces = out / "traces" if args.save_traces else None

@@ -79,7 +79,8 @@ def _draw_sizes(plt, report):
             bottom += values
     ax.set_ylabel("GT objects")
     ax.set_title("Verdicts per COCO size")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if bottom.any():
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
