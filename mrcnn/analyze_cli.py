@@ -85,23 +85,28 @@ def check_coco_files(dataset, json_path, image_dir):
 
 
 class Progress:
-    """A one-line progress bar on stderr: done/total, images per second, ETA, failures."""
+    """Progress on stderr: a redrawn bar on a terminal, else a line per tenth of the images
+    (done/total, images per second, ETA, failures)."""
 
     def __init__(self, stream=None, width=30):
         self.stream, self.width = stream or sys.stderr, width
         self.start = time.perf_counter()
         self.failed = 0
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
 
     def __call__(self, done, total, outcome):
         self.failed += isinstance(outcome, dict)
+        step = max(total // 10, 1)
+        if not self.tty and done % step and done != total:
+            return
         rate = done / max(time.perf_counter() - self.start, 1e-9)
         filled = int(self.width * done / max(total, 1))
         eta = (total - done) / rate if rate else 0.0
         failed = f"  {self.failed} failed" if self.failed else ""
-        self.stream.write(f"\ranalyze [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}"
-                          f"  {rate:.2f} img/s  ETA {int(eta) // 60}:{int(eta) % 60:02d}{failed}")
-        if done == total:
-            self.stream.write("\n")
+        line = (f"analyze [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}"
+                f"  {rate:.2f} img/s  ETA {int(eta) // 60}:{int(eta) % 60:02d}{failed}")
+        self.stream.write(("\r" + line + ("\n" if done == total else "")) if self.tty
+                          else line + "\n")
         self.stream.flush()
 
 

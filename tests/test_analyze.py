@@ -215,3 +215,17 @@ def test_real_run_with_a_failing_image_then_ctrl_c(tmp_path, capsys, monkeypatch
     record = next(w for w in report["worst_images"] if w["image_id"] == 2)
     assert Diagnosis.from_trace(saved).to_dict()["gt"] == record["diagnosis"]["gt"]
     assert (tmp_path / "out" / "report.html").is_file()
+
+
+def test_progress_lines_when_not_a_terminal():
+    import io
+
+    from mrcnn.analyze_cli import Progress
+
+    stream = io.StringIO()
+    progress = Progress(stream)
+    for done in range(1, 21):
+        progress(done, 20, {"error": "x"} if done == 3 else None)
+    lines = stream.getvalue().splitlines()
+    assert [line.split()[2] for line in lines] == [f"{n}/20" for n in range(2, 21, 2)]
+    assert lines[-1].startswith("analyze [" + "#" * 30 + "]") and "1 failed" in lines[-1]
