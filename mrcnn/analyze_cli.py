@@ -122,6 +122,25 @@ def load_config(args):
     return Config.from_dict(fields)
 
 
+def load_weights(model, weights, dataset):
+    """model.load_weights; a class-count mismatch names the counts of weights and dataset."""
+    from mrcnn.analyze import AnalyzeError
+    from mrcnn.weights import WeightsMismatchError
+
+    try:
+        return model.load_weights(weights)
+    except WeightsMismatchError as error:
+        shapes = [file_shape for layer, _, _, file_shape in error.report.mismatched
+                  if layer == "mrcnn_class_logits"]
+        if not shapes:
+            raise
+        raise AnalyzeError(
+            f"--weights {weights} were trained for {shapes[0][-1]} classes (mrcnn_class_logits) "
+            f"but the config and the dataset have {dataset.num_classes} "
+            f"({', '.join(dataset.class_names[:6])}); analyse with the weights of this "
+            "dataset") from None
+
+
 def run(args) -> int:
     """Analyse per parsed ``args``; writes the report; returns the exit code."""
     from mrcnn.analyze import analyze_dataset, check_compatible
@@ -136,7 +155,7 @@ def run(args) -> int:
     dataset = load_dataset(args)
     check_compatible(config, dataset)  # before the (slow) model build
     model = MaskRCNN("inference", config)
-    print(model.load_weights(args.weights), file=sys.stderr)
+    print(load_weights(model, args.weights, dataset), file=sys.stderr)
     out = Path(args.out)
     traces = out / "traces" if args.save_traces else None
     done = analyze_dataset(model, dataset, args.limit, Thresholds(cover_iou=args.cover_iou),
@@ -167,9 +186,11 @@ def main(argv=None) -> int:
     parser = add_arguments(argparse.ArgumentParser(prog="mrcnn analyze",
                                                    description=__doc__.split("\n\n")[0]))
     args = parser.parse_args(argv)
+    from mrcnn.weights import WeightsError
+
     try:
         return run(args)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, WeightsError) as error:
         print(f"mrcnn analyze: error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
 

@@ -229,3 +229,23 @@ def test_progress_lines_when_not_a_terminal():
     lines = stream.getvalue().splitlines()
     assert [line.split()[2] for line in lines] == [f"{n}/20" for n in range(2, 21, 2)]
     assert lines[-1].startswith("analyze [" + "#" * 30 + "]") and "1 failed" in lines[-1]
+
+
+@pytest.mark.slow
+def test_weights_trained_for_another_class_count(tmp_path, capsys):
+    config = json.loads(open("resources/demo/config.json").read())
+    config["NUM_CLASSES"] = 3  # the dataset's 2 categories + BG; the demo weights have 4
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    code = main(["--weights", DEMO_WEIGHTS, "--config", str(tmp_path / "config.json"),
+                 "--out", str(tmp_path / "out"), *coco_files(tmp_path, categories=2)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "were trained for 4 classes" in err and "the dataset have 3 (BG, c1, c2)" in err
+
+
+@pytest.mark.slow
+def test_unreadable_weights_file(tmp_path, capsys):
+    (tmp_path / "bad.h5").write_bytes(b"not hdf5")
+    code = main(["--weights", str(tmp_path / "bad.h5"), "--config", "resources/demo/config.json",
+                 "--dataset", "shapes", "--shapes-count", "1", "--out", str(tmp_path / "out")])
+    assert code == 1 and "bad.h5" in capsys.readouterr().err
