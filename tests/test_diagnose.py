@@ -266,3 +266,22 @@ def test_saved_with_the_trace_and_loaded_without_tensorflow(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_cover_iou_is_a_parameter():
+    refined = [20, 20, 60, 66]   # IoU 1600 / 1840 = 0.87 with G0
+    trace = build_trace([G0], [0.9], [G0], [1], head=constant_head(1, 0.9, refined))
+    assert diagnose(trace).gt[0].cause == "detected"
+    strict = diagnose(trace, Thresholds(cover_iou=0.9))
+    (g,) = strict.gt
+    assert g.cause == "box_regression" and g.details["refined_iou"] == pytest.approx(1600 / 1840)
+    assert strict.detections[0].type == "localization"
+    assert strict.thresholds["cover_iou"] == 0.9 and strict.thresholds["min_confidence"] == 0.7
+
+
+def test_box_taken_by_another_object_is_box_regression():
+    twin = [20, 24, 60, 64]   # IoU 0.818 with G0; the one ROI refines onto G0 only
+    d = diagnose(build_trace([G0], [0.9], [G0, twin], [1, 1]))
+    assert [v.cause for v in d.gt] == ["detected", "box_regression"]
+    assert d.gt[1].details["taken_by_gt"] == [0]
+    assert d.gt[1].details["refined_iou"] == pytest.approx(1440 / 1760)
