@@ -285,3 +285,17 @@ def test_box_taken_by_another_object_is_box_regression():
     assert [v.cause for v in d.gt] == ["detected", "box_regression"]
     assert d.gt[1].details["taken_by_gt"] == [0]
     assert d.gt[1].details["refined_iou"] == pytest.approx(1440 / 1760)
+
+
+def test_missed_box_reports_the_best_mask_match():
+    # An occluded object whose visible mask is the left half of its box: the detection on that
+    # half overlaps it 0.45 by box (a miss, lost at the anchors) but 0.9 by mask.
+    gt_box, half = [20, 20, 60, 60], [20, 20, 60, 38]
+    mask = np.zeros((100, 100, 1), bool)
+    mask[20:60, 20:40, 0] = True                        # 800 px; the detection mask is 720 px
+    rois = [half]
+    trace = build_trace(rois, [0.9], [gt_box], [1], gt_masks=mask,
+                        head=constant_head(1, 0.9), DETECTION_NMS_THRESHOLD=0.5)
+    (g,) = diagnose(trace).gt
+    assert g.cause == "no_anchor" and g.details["best_mask_detection"] == 0
+    assert g.details["best_mask_iou"] == pytest.approx(720 / 800)

@@ -78,7 +78,20 @@ def _gt_verdict(ctx, g, det_iou, masks) -> GTVerdict:
         nearest = int(np.argmax(det_iou[:, g]))
         verdict.details["nearest_detection"] = nearest
         verdict.details["nearest_detection_iou"] = float(det_iou[nearest, g])
+    if masks is not None:
+        _best_mask_match(ctx, g, masks, verdict)
     return verdict
+
+
+def _best_mask_match(ctx, g, masks, verdict):
+    """Record the same-class detection with the best mask IoU: an occluded object split in two
+    can be matched by mask (as mask AP counts it) while no box reaches the box threshold."""
+    same = np.flatnonzero(ctx.trace["detections"]["class_ids"] == ctx.gt_class_ids[g])
+    if len(same):
+        ious = [mask_iou(masks[0][:, :, g], masks[1][:, :, d]) for d in same]
+        best = int(np.argmax(ious))
+        verdict.details["best_mask_detection"] = int(same[best])
+        verdict.details["best_mask_iou"] = float(ious[best])
 
 
 def _detection_verdict(trace, d, kind, g, det_iou, masks) -> DetectionVerdict:
