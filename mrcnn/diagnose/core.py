@@ -37,7 +37,10 @@ def diagnose(trace, thresholds: Thresholds | None = None) -> Diagnosis:
     types, related, gt_match = classify_detections(
         det_iou, det["class_ids"], gt["class_ids"], det["scores"], t.cover_iou, t.background_iou)
     ctx = ImageContext(trace, t, gt_match)
-    masks = None if boxes_only else (gt["masks"], trace["masks"]["masks"])
+    # Instance-major copies ([G, H, W], [N, H, W]): a slice of an [H, W, G] array is strided,
+    # and comparing strided full-size masks dominated the diagnosis' time on large images.
+    masks = None if boxes_only else (_instance_major(gt["masks"]),
+                                     _instance_major(trace["masks"]["masks"]))
     gt_verdicts = [_gt_verdict(ctx, g, det_iou, masks) for g in range(len(gt["class_ids"]))]
     det_verdicts = [_detection_verdict(trace, d, types[d], int(related[d]), det_iou, masks)
                     for d in range(len(types))]
@@ -57,7 +60,7 @@ def _gt_verdict(ctx, g, det_iou, masks) -> GTVerdict:
         verdict.detection, verdict.box_iou = d, float(det_iou[d, g])
         verdict.evidence = [Evidence("detections", [d], "detection", {"iou": [verdict.box_iou]})]
         if masks is not None:
-            verdict.mask_iou = mask_iou(masks[0][:, :, g], masks[1][:, :, d])
+            verdict.mask_iou = mask_iou(masks[0][g], masks[1][d])
             if verdict.mask_iou < ctx.t.mask_iou:
                 verdict.cause, verdict.stage = "mask", CAUSE_STAGE["mask"]
                 verdict.details = {"mask_iou": verdict.mask_iou, "threshold": ctx.t.mask_iou}
@@ -88,7 +91,7 @@ def _best_mask_match(ctx, g, masks, verdict):
     can be matched by mask (as mask AP counts it) while no box reaches the box threshold."""
     same = np.flatnonzero(ctx.trace["detections"]["class_ids"] == ctx.gt_class_ids[g])
     if len(same):
-        ious = [mask_iou(masks[0][:, :, g], masks[1][:, :, d]) for d in same]
+        ious = [mask_iou(masks[0][g], masks[1][d]) for d in same]
         best = int(np.argmax(ious))
         verdict.details["best_mask_detection"] = int(same[best])
         verdict.details["best_mask_iou"] = float(ious[best])
@@ -102,14 +105,18 @@ def _detection_verdict(trace, d, kind, g, det_iou, masks) -> DetectionVerdict:
     if g >= 0:
         verdict.box_iou = float(det_iou[d, g])
         if masks is not None:
-            verdict.mask_iou = mask_iou(masks[0][:, :, g], masks[1][:, :, d])
+            verdict.mask_iou = mask_iou(masks[0][g], masks[1][d])
         evidence.append(Evidence("gt", [g], "related_gt", {"iou": [verdict.box_iou]}))
     verdict.evidence = evidence
     return verdict
 
 
+def _instance_major(masks) -> np.ndarray:
+    return np.ascontiguousarray(np.moveaxis(np.asarray(masks, bool), -1, 0))
+
+
 def _area(ctx, g, masks) -> float:
     if masks is not None:
-        return float(np.count_nonzero(masks[0][:, :, g]))
+        return float(np.count_nonzero(masks[0][g]))
     y1, x1, y2, x2 = ctx.gt_boxes[g]
     return float(max(y2 - y1, 0) * max(x2 - x1, 0))
