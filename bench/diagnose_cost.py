@@ -96,6 +96,9 @@ def main(argv=None) -> int:
     result.update(diagnosis_share(args.images))
     if not args.skip_analyze:
         result.update(analyze_time(args.analyze_count))
+        # analyze traces without activations or targets: the leanest trace there is.
+        result["share_of_analyze_image"] = (result["diagnose_ms"]
+                                            / result["analyze_loop_ms_per_image"])
     result["load_average_after"] = os.getloadavg()[0]
     print(json.dumps(result))
     return 0

@@ -117,6 +117,21 @@ def _draw_recall(plt, report):
     return fig
 
 
+def _breakdown_table(report) -> str:
+    """Rows: classes then sizes; columns: the verdicts and FP types that occur at all."""
+    rows = [(name, v) for name, v in report["per_class"].items()]
+    rows += [(f"size: {size}", report["per_size"][size]) for size in SIZES]
+    causes = [c for c, n in report["causes"]["counts"].items() if n]
+    types = [t for t, n in report["fp_types"]["counts"].items() if n]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in causes + [f"FP {t}" for t in types])
+    body = "".join(
+        f"<tr><td>{html.escape(name)}</td>"
+        + "".join(f"<td>{v['gt'][c]}</td>" for c in causes)
+        + "".join(f"<td>{v['detections'][t]}</td>" for t in types) + "</tr>"
+        for name, v in rows)
+    return f"<table><tr><th></th>{head}</tr>{body}</table>"
+
+
 def render_html(report: dict) -> str:
     """The one-page report (figures by relative path, tables inline)."""
     e = html.escape
@@ -138,6 +153,7 @@ def render_html(report: dict) -> str:
         f"</td></tr>" for w in report["worst_images"][:WORST_SHOWN])
     failed = "".join(f"<li>{f['image_id']} {e(f['reference'])}: {e(f['error'])}</li>"
                      for f in report.get("failures", []))
+    breakdown = _breakdown_table(report)
     figures = "".join(f'<img src="{name}" alt="{name}">' for name in FIGURES)
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>mrcnn analyze</title>
@@ -153,6 +169,8 @@ img{{max-width:48%;margin:4px}}</style></head><body>
 <table><tr><th>detection</th><th>count</th><th>share</th></tr>{fp_rows}</table>
 <table><tr><th>error (TIDE)</th><th>box dAP</th><th>mask dAP</th></tr>{dap_rows}</table>
 <div>{figures}</div>
+<h2>Per class and size</h2>
+{breakdown}
 <h2>Worst images</h2>
 <table><tr><th>id</th><th>image</th><th>AP50</th><th>miss causes</th><th>false positives</th></tr>
 {worst}</table>

@@ -88,6 +88,8 @@ def test_report_files(results, tmp_path):
         assert f'src="{name}"' in (tmp_path / "out" / "report.html").read_text()
     html = (tmp_path / "out" / "report.html").read_text()
     assert "partial report" in html and "img1" in html
+    # The per-class / size table: class "a" lost one object to detection NMS.
+    assert "<th>detection_nms</th>" in html and "<td>a</td>" in html
     assert not list((tmp_path / "out").glob("*.tmp*"))
 
 
