@@ -123,7 +123,7 @@ def _breakdown_table(report) -> str:
     rows += [(f"size: {size}", report["per_size"][size]) for size in SIZES]
     causes = [c for c, n in report["causes"]["counts"].items() if n]
     types = [t for t, n in report["fp_types"]["counts"].items() if n]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in causes + [f"FP {t}" for t in types])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in causes + [f"det: {t}" for t in types])
     body = "".join(
         f"<tr><td>{html.escape(name)}</td>"
         + "".join(f"<td>{v['gt'][c]}</td>" for c in causes)
