@@ -125,7 +125,7 @@ def load_config(args):
 def load_weights(model, weights, dataset):
     """model.load_weights; a class-count mismatch names the counts of weights and dataset."""
     from mrcnn.analyze import AnalyzeError
-    from mrcnn.weights import WeightsMismatchError
+    from mrcnn.weights import WeightsError, WeightsMismatchError
 
     try:
         return model.load_weights(weights)
@@ -133,12 +133,14 @@ def load_weights(model, weights, dataset):
         shapes = [file_shape for layer, _, _, file_shape in error.report.mismatched
                   if layer == "mrcnn_class_logits"]
         if not shapes:
-            raise
+            raise AnalyzeError(str(error)) from None
         raise AnalyzeError(
             f"--weights {weights} were trained for {shapes[0][-1]} classes (mrcnn_class_logits) "
             f"but the config and the dataset have {dataset.num_classes} "
             f"({', '.join(dataset.class_names[:6])}); analyse with the weights of this "
             "dataset") from None
+    except WeightsError as error:  # not an OSError / ValueError: say it the same way
+        raise AnalyzeError(str(error)) from None
 
 
 def run(args) -> int:
@@ -147,13 +149,14 @@ def run(args) -> int:
     from mrcnn.analyze_report import write_report
     from mrcnn.diagnose import Thresholds
     from mrcnn.diagnose.aggregate import summarize
-    from mrcnn.model import MaskRCNN
 
     if not Path(args.weights).is_file():
         raise FileNotFoundError(f"--weights: {args.weights} does not exist")
     config = load_config(args)
     dataset = load_dataset(args)
-    check_compatible(config, dataset)  # before the (slow) model build
+    check_compatible(config, dataset)  # before importing TensorFlow and building the model
+    from mrcnn.model import MaskRCNN
+
     model = MaskRCNN("inference", config)
     print(load_weights(model, args.weights, dataset), file=sys.stderr)
     out = Path(args.out)
@@ -186,11 +189,9 @@ def main(argv=None) -> int:
     parser = add_arguments(argparse.ArgumentParser(prog="mrcnn analyze",
                                                    description=__doc__.split("\n\n")[0]))
     args = parser.parse_args(argv)
-    from mrcnn.weights import WeightsError
-
     try:
         return run(args)
-    except (OSError, ValueError, WeightsError) as error:
+    except (OSError, ValueError) as error:
         print(f"mrcnn analyze: error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
 
