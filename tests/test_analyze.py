@@ -57,6 +57,7 @@ def test_summary_numbers(results):
     types = report["fp_types"]["counts"]
     assert (types["true_positive"], types["wrong_class"], types["background"]) == (1, 1, 1)
     assert report["per_class"]["a"]["gt"]["detection_nms"] == 1
+    assert report["per_class"]["a"]["gt_shares"]["detection_nms"] == pytest.approx(1 / 3)
     assert report["per_class"]["b"]["detections"]["wrong_class"] == 1
     # Areas: G0 and G1 are 40 x 40 = 1600 px² boxes (medium); the far detection 25 x 25 (small).
     assert report["per_size"]["medium"]["gt"]["detected"] == 1

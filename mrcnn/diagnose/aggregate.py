@@ -10,9 +10,10 @@ key                 contents
 ``mAP50``           mean per-image VOC AP@0.5 (mask IoU; ``mrcnn.evaluate.compute_ap``)
 ``causes``          ``{"counts": {verdict: n}, "shares": {verdict: n / GT}}`` over every GT
 ``fp_types``        ``{"counts": {type: n}, "shares": {type: n / detections}}`` over detections
-``per_class``       ``{class name: {"gt": {verdict: n}, "detections": {type: n}}}``
-``per_size``        ``{small|medium|large: {"gt": {verdict: n}, "detections": {type: n}}}`` (GT by
-                    its area, detections by their box area)
+``per_class``       ``{class name: {"gt": {verdict: n}, "detections": {type: n}, "gt_shares",
+                    "detection_shares"}}`` (shares within the class)
+``per_size``        the same per ``small|medium|large`` (GT by its area, detections by their box
+                    area)
 ``rpn_recall``      ``{"proposals": [n...], "recall": [share of GT covered by the n first]}``
 ``confusion``       ``{"labels": [BG, classes...], "matrix": [[...]]}`` rows = GT class (row 0:
                     detections matching no GT), columns = predicted class (column 0: missed)
@@ -77,9 +78,9 @@ def summarize(results, class_names, max_proposals=None) -> dict:
         "causes": {"counts": gt_counts, "shares": _shares(gt_counts, len(gts))},
         "fp_types": {"counts": det_counts, "shares": _shares(det_counts, len(dets))},
         "per_class": _per_class(gts, dets, class_names),
-        "per_size": {size: {"gt": _count((v.cause for v in gts if v.size == size), GT_VERDICTS),
-                            "detections": _count((v.type for v, a in dets if coco_size(a) == size),
-                                                 DETECTION_VERDICTS)}
+        "per_size": {size: _group(_count((v.cause for v in gts if v.size == size), GT_VERDICTS),
+                                  _count((v.type for v, a in dets if coco_size(a) == size),
+                                         DETECTION_VERDICTS))
                      for size in SIZES},
         "rpn_recall": {"proposals": steps,
                        "recall": [float(np.mean((ranks >= 0) & (ranks < n))) if len(ranks) else 0.0
@@ -147,7 +148,14 @@ def _per_class(gts, dets, class_names) -> dict:
     for class_id, name in enumerate(class_names):
         if class_id == 0:
             continue
-        out[name] = {"gt": _count((v.cause for v in gts if v.class_id == class_id), GT_VERDICTS),
-                     "detections": _count((v.type for v, _ in dets if v.class_id == class_id),
-                                          DETECTION_VERDICTS)}
+        out[name] = _group(
+            _count((v.cause for v in gts if v.class_id == class_id), GT_VERDICTS),
+            _count((v.type for v, _ in dets if v.class_id == class_id), DETECTION_VERDICTS))
     return out
+
+
+def _group(gt_counts, det_counts) -> dict:
+    """Counts of one class / size and their shares within it."""
+    return {"gt": gt_counts, "detections": det_counts,
+            "gt_shares": _shares(gt_counts, sum(gt_counts.values())),
+            "detection_shares": _shares(det_counts, sum(det_counts.values()))}
