@@ -39,6 +39,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from mrcnn.targets import POSITIVE_IOU
+
 # Miss causes in pipeline order, and the stage each one is shown at.
 CAUSE_STAGE = {
     "no_anchor": "anchors",
@@ -71,7 +73,7 @@ class Thresholds:
     """Thresholds of the diagnosis; ``None`` means "the trace's config value"."""
 
     cover_iou: float = 0.5          # a proposal / ROI / detection covers a GT at this box IoU
-    rpn_positive_iou: float = 0.7   # anchors matching a GT (RPN targets' POSITIVE_IOU)
+    rpn_positive_iou: float = POSITIVE_IOU  # anchors matching a GT, as the RPN targets define it
     mask_iou: float = 0.5           # a detected box also needs this mask IoU
     background_iou: float = 0.1     # TIDE's background threshold t_b
     min_confidence: float | None = None   # DETECTION_MIN_CONFIDENCE
