@@ -299,3 +299,58 @@ def test_missed_box_reports_the_best_mask_match():
     (g,) = diagnose(trace).gt
     assert g.cause == "no_anchor" and g.details["best_mask_detection"] == 0
     assert g.details["best_mask_iou"] == pytest.approx(720 / 800)
+
+
+def test_explanations_name_the_numbers():
+    from mrcnn.diagnose.explain import explain_detection, explain_gt
+
+    names = ["BG", "square", "circle"]
+    g1 = [20, 40, 60, 80]
+    d = diagnose(build_trace([G0, g1], [0.9, 0.8], [G0, g1], [1, 1]))
+    assert explain_gt(d.gt[0], names) == "GT 0 (square, medium): detected by detection 0 (box IoU 1.00)"
+    assert explain_gt(d.gt[1], names) == ("GT 1 (square, medium): candidate 1 (score 0.90) was "
+                                          "suppressed by detection 0 (IoU 0.33 > 0.30)")
+    near = [21, 21, 61, 61]
+    rank = diagnose(build_trace([G0] + FAR + [near], [0.2, 0.9, 0.8, 0.7, 0.6, 0.1], [G0], [1],
+                                PRE_NMS_LIMIT=3)).gt[0]
+    assert explain_gt(rank).endswith("its best matching anchor ranks 4 by objectness "
+                                     "(score 0.200), outside PRE_NMS_LIMIT 3")
+    wrong = diagnose(build_trace([G0], [0.9], [G0], [1], head=constant_head(2, 0.8)))
+    assert "the head says circle (p=0.80; square p=0.10)" in explain_gt(wrong.gt[0], names)
+    assert explain_detection(wrong.detections[0], [1], names) == (
+        "detection 0 (circle 0.80): wrong class: IoU 1.00 with GT 0, a square")
+    gt = [20, 20, 30, 30]
+    a, b = [20, 23, 30, 37], [20, 20, 30, 34]
+    nms = diagnose(build_trace([a, b], [0.9, 0.8], [gt], [1], RPN_NMS_THRESHOLD=0.6)).gt[0]
+    assert explain_gt(nms).endswith("NMS removed it for pre-NMS proposal 0 (IoU 0.65 > 0.60)")
+
+
+def test_every_cause_has_a_full_explanation():
+    from mrcnn.diagnose.explain import explain_gt
+
+    thin = [40, 10, 44, 70]
+    boxes = [G0, [70, 10, 95, 35], [5, 70, 30, 95]]
+    mask = np.zeros((100, 100, 1), bool)
+    mask[20:60, 20:30, 0] = True
+    gt = [20, 20, 30, 30]
+    a, b = [20, 23, 30, 37], [20, 20, 30, 34]
+    traces = [
+        build_trace([[34, 36, 50, 68]], [0.9], [thin], [1], RPN_ANCHOR_SCALES=[16, 32, 64]),
+        build_trace([G0, FAR[0]], [0.9, 0.5], [G0], [1], moved=[[60, 60, 100, 100], FAR[0]]),
+        build_trace([a, b], [0.9, 0.8], [gt], [1], POST_NMS_ROIS_INFERENCE=1),
+        build_trace([G0], [0.9], [G0], [1], head=constant_head(0, 0.9)),
+        build_trace([G0], [0.9], [G0], [1], head=constant_head(1, 0.6)),
+        build_trace([G0], [0.9], [G0], [1], head=constant_head(1, 0.9, [20, 40, 60, 80])),
+        build_trace(boxes, [0.9, 0.8, 0.7], boxes, [1, 2, 1], DETECTION_MAX_INSTANCES=1,
+                    head=oracle_head(boxes, [1, 2, 1], score=[0.95, 0.9, 0.85])),
+        build_trace([G0], [0.9], [G0], [1], gt_masks=mask),
+    ]
+    causes = set()
+    for trace in traces:
+        for verdict in diagnose(trace).gt:
+            text = explain_gt(verdict)
+            causes.add(verdict.cause)
+            # The fallback is the bare verdict name: every real one says more, with numbers.
+            assert len(text.split(": ", 1)[1]) > 30 and any(ch.isdigit() for ch in text), text
+    assert causes >= {"no_anchor", "proposal_refinement", "proposal_nms", "background",
+                      "low_score", "box_regression", "max_instances", "mask"}
