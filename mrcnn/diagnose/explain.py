@@ -32,7 +32,7 @@ _DETECTION_TEXT = {
     "localization": "localization error: right class, IoU {box_iou:.2f} with GT {gt}",
     "wrong_class": "wrong class: IoU {box_iou:.2f} with GT {gt}, a {gt_class}",
     "both": "wrong class and poorly localized (IoU {box_iou:.2f} with GT {gt}, a {gt_class})",
-    "background": "background: no GT overlaps it",
+    "background": "background: IoU <= 0.1 with every GT",
 }
 
 
