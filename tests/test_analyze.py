@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from diagnose_builder import build_trace, oracle_head
+from diagnose_builder import build_trace
 
 from mrcnn import analyze as analyze_module
 from mrcnn.analyze_cli import main

@@ -200,6 +200,12 @@ def _candidate_cause(ctx, g, confident, roi_iou):
             "heads/refined", confident.tolist(), "refined_boxes",
             {"class_id": [gt_class] * len(confident), "iou": refined_iou.tolist(),
              "roi_iou": roi_iou[confident].tolist()})]
+    return _nms_cause(ctx, good)
+
+
+def _nms_cause(ctx, good):
+    """max_instances if a good candidate survived NMS only to be cut, else detection_nms."""
+    pre = ctx.trace["detections/pre_nms"]
     replay = ctx.replay()
     fates = [(roi, m, replay.fate_of(m)) for roi, m in good]
     cut = [f for f in fates if f[2][0] == "cut"]
