@@ -351,10 +351,7 @@ def make_coco(root: Path) -> SimpleNamespace:
 # ---- traces ----------------------------------------------------------------------------------
 
 def make_traces(root: Path) -> SimpleNamespace:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent / "viewer"))
-    from fake_trace import make_fake_trace
+    from mrcnn.synthetic_trace import make_fake_trace
 
     folder = root / "traces"
     folder.mkdir()

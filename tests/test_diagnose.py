@@ -1,11 +1,9 @@
 """diagnose(): every miss cause and false-positive type built on purpose in a hand-made trace,
 asserting the verdict and its evidence against numbers worked out by hand."""
 
-import importlib.util
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -230,13 +228,10 @@ def test_trace_without_gt_is_a_clear_error():
     assert "gt" in str(err.value)
 
 
-def test_fake_trace_all_detected():
-    # tests/viewer is not on the path of this folder's tests: load the module from its file.
-    spec = importlib.util.spec_from_file_location(
-        "fake_trace_for_diagnose", Path(__file__).parent / "viewer" / "fake_trace.py")
-    fake_trace = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fake_trace)
-    d = diagnose(fake_trace.make_fake_trace())
+def test_synthetic_trace_all_detected():
+    from mrcnn.synthetic_trace import make_fake_trace
+
+    d = diagnose(make_fake_trace())
     assert [v.cause for v in d.gt] == ["detected"] * 5
     assert all(v.mask_iou > 0.5 for v in d.gt)
     assert sorted(v.gt for v in d.detections) == [0, 1, 2, 3, 4]
