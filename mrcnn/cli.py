@@ -330,9 +330,11 @@ def delegating_parser(name: str, module: str, help_text: str):
 add_train_parser = delegating_parser("train", "mrcnn.train", "train a model (see mrcnn train --help)")
 add_evaluate_parser = delegating_parser("evaluate", "mrcnn.evaluate_cli",
                                         "evaluate a model (see mrcnn evaluate --help)")
+add_export_parser = delegating_parser("export", "mrcnn.export_cli",
+                                      "export a SavedModel or ONNX model (see mrcnn export --help)")
 
 COMMANDS = [add_detect_parser, add_trace_parser, add_inspect_weights_parser, add_train_parser,
-            add_evaluate_parser]
+            add_evaluate_parser, add_export_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -177,9 +177,11 @@ def _paste_weights(starts, ends, mask_size, out_size):
     low = tf.floor(source)
     frac = source - low
     low = tf.cast(low, tf.int32)
-    # one_hot of an index outside [0, mask_size) is all zeros: skimage's cval=0 outside.
-    weights = (tf.one_hot(low, mask_size, dtype=tf.float64) * (1.0 - frac)[..., None]
-               + tf.one_hot(low + 1, mask_size, dtype=tf.float64) * frac[..., None])
+    # An index outside [0, mask_size) matches no column: skimage's cval=0 outside. (A
+    # comparison rather than tf.one_hot, which tf2onnx converts only for rank-1 indices.)
+    columns = tf.range(mask_size)[None, None, :]
+    weights = (tf.cast(tf.equal(columns, low[..., None]), tf.float64) * (1.0 - frac)[..., None]
+               + tf.cast(tf.equal(columns, low[..., None] + 1), tf.float64) * frac[..., None])
     inside = (position >= 0) & (position < length)
     return tf.cast(weights * tf.cast(inside, tf.float64)[..., None], tf.float32)
 
