@@ -47,7 +47,9 @@ def serving_function(model, small_masks: bool = False):
         rois, class_ids, scores, rows = graph.unmold_boxes(
             outputs["detections"][0], molded_shape, window, original_shape)
         masks = graph.class_masks(outputs["mrcnn_mask"][0], rows, class_ids)
-        if not small_masks:
+        if small_masks:
+            masks = tf.ensure_shape(masks, [None] + [int(v) for v in config.MASK_SHAPE])
+        else:
             masks = graph.paste_masks(masks, rois, original_shape, config.MASK_SHAPE)
         return {"rois": rois, "class_ids": class_ids, "scores": scores, "masks": masks}
 

@@ -21,25 +21,39 @@ from mrcnn.imaging import MASK_THRESHOLD
 EXPORT_RESIZE_MODES = ("square", "pad64", "none")
 
 
-def _linear_resize_axis(image, out_size, axis):
-    """1-D linear resize along ``axis`` of a float64 image with skimage's resize(order=1,
-    mode="constant", cval=0) semantics: pixel-centre aligned, zeros outside the image."""
-    in_size = tf.shape(image)[axis]
-    ratio = tf.cast(in_size, tf.float64) / tf.cast(out_size, tf.float64)
-    source = (tf.range(out_size, dtype=tf.float64) + 0.5) * ratio - 0.5
-    low = tf.floor(source)
-    frac = source - low
-    low = tf.cast(low, tf.int32)
-    # One zero row (or column) on each side stands for skimage's cval=0 outside the image.
-    paddings = [[0, 0]] * 3
-    paddings[axis] = [1, 1]
-    padded = tf.pad(image, paddings)
-    first = tf.gather(padded, tf.clip_by_value(low + 1, 0, in_size + 1), axis=axis)
-    second = tf.gather(padded, tf.clip_by_value(low + 2, 0, in_size + 1), axis=axis)
-    shape = [1, 1, 1]
-    shape[axis] = -1
-    frac = tf.reshape(frac, shape)
-    return first * (1.0 - frac) + second * frac
+def _linear_taps(in_size, out_size):
+    """(first source index into the zero-padded axis, weight of it, weight of the next) per
+    output pixel, computed as scipy.ndimage.zoom(order=1, grid_mode=True) does: coordinate
+    ``(i + 0.5) * (in / out) - 0.5``, weights ``1 - t`` and ``1 - (1 - t)``."""
+    zoom = tf.cast(in_size, tf.float64) / tf.cast(out_size, tf.float64)
+    coordinate = (tf.range(out_size, dtype=tf.float64) + 0.5) * zoom - 0.5
+    low = tf.floor(coordinate)
+    first_weight = 1.0 - (coordinate - low)
+    second_weight = 1.0 - first_weight
+    # +1: index 0 of the padded axis is the zero border that stands for cval=0.
+    index = tf.clip_by_value(tf.cast(low, tf.int32) + 1, 0, in_size)
+    return index, first_weight, second_weight
+
+
+def _bilinear_resize(image, out_h, out_w):
+    """float64 [out_h, out_w, C] bilinear resize of a float64 [H, W, C] image with skimage's
+    resize(order=1, mode="constant", cval=0, anti_aliasing=False) semantics.
+
+    The arithmetic repeats scipy's (each corner's value times its row weight, times its column
+    weight, summed corner by corner in C order) so that flat regions of integer pixels land on
+    the same side of an integer as the reference: molding truncates back to uint8.
+    """
+    shape = tf.shape(image)
+    padded = tf.pad(image, [[1, 1], [1, 1], [0, 0]])
+    rows, wy0, wy1 = _linear_taps(shape[0], out_h)
+    cols, wx0, wx1 = _linear_taps(shape[1], out_w)
+    top, bottom = tf.gather(padded, rows, axis=0), tf.gather(padded, rows + 1, axis=0)
+    wy0, wy1 = wy0[:, None, None], wy1[:, None, None]
+    wx0, wx1 = wx0[None, :, None], wx1[None, :, None]
+    total = (tf.gather(top, cols, axis=1) * wy0) * wx0
+    total = total + (tf.gather(top, cols + 1, axis=1) * wy0) * wx1
+    total = total + (tf.gather(bottom, cols, axis=1) * wy1) * wx0
+    return total + (tf.gather(bottom, cols + 1, axis=1) * wy1) * wx1
 
 
 def resize_scale(height, width, config):
@@ -74,9 +88,7 @@ def resize_and_pad(image, config):
     scale = resize_scale(height, width, config)
     new_h = tf.cast(tf.round(tf.cast(height, tf.float64) * scale), tf.int32)
     new_w = tf.cast(tf.round(tf.cast(width, tf.float64) * scale), tf.int32)
-    resized = tf.cast(image, tf.float64)
-    resized = _linear_resize_axis(resized, new_h, axis=0)
-    resized = _linear_resize_axis(resized, new_w, axis=1)
+    resized = _bilinear_resize(tf.cast(image, tf.float64), new_h, new_w)
     # resize_image casts back to the input dtype: numpy's float -> uint8 truncates.
     resized = tf.cast(tf.cast(resized, tf.uint8), tf.float32)
     if mode == "square":
