@@ -114,6 +114,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "moving statistics to the average over BATCHES training batches "
                         "(needed when training from scratch; 0 = off)")
     parser.add_argument("--seed", type=int, default=0, help="seed of data order and init")
+    parser.add_argument("--tb-images", type=int, default=0, metavar="N", help="each epoch, "
+                        "detections on N fixed validation images to TensorBoard (mrcnn/tb_images.py)")
     parser.add_argument("--stop-with-parent", nargs="?", type=int, const=0, default=None,
                         metavar="PID",
                         help="stop (after the current step, with a checkpoint) when the parent "
@@ -669,9 +671,12 @@ def run_training(args, events) -> int:
                 .map(masks_as_uint8).take(args.precise_bn)
     progress = make_progress_callback(model, run_dir, events, stop_flag, args.epochs,
                                       initial_epoch, chief, precise_bn)
+    from mrcnn.tb_images import tb_images_callbacks
+
+    tb_images = tb_images_callbacks(args, model, val_data, run_dir, chief)
     try:
         model.train(train_tf, val_tf, learning_rate=learning_rate, epochs=args.epochs,
-                    layers=args.layers, custom_callbacks=[progress], seed=args.seed,
+                    layers=args.layers, custom_callbacks=[progress] + tb_images, seed=args.seed,
                     optimizer_state=optimizer_state_path(resume_entry["path"])
                     if resume_entry is not None else None)
     except RunStopped as stop:
