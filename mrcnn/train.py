@@ -114,6 +114,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "moving statistics to the average over BATCHES training batches "
                         "(needed when training from scratch; 0 = off)")
     parser.add_argument("--seed", type=int, default=0, help="seed of data order and init")
+    parser.add_argument("--local-workers", type=int, default=1, metavar="N", help="run N "
+                        "workers on this machine (MultiWorkerMirroredStrategy; mrcnn/multiworker.py)")
     parser.add_argument("--tb-images", type=int, default=0, metavar="N", help="each epoch, "
                         "detections on N fixed validation images to TensorBoard (mrcnn/tb_images.py)")
     parser.add_argument("--stop-with-parent", nargs="?", type=int, const=0, default=None,
@@ -178,7 +180,9 @@ def choose_strategy():
 
     kind = strategy_kind(os.environ.get("TF_CONFIG"), len(tf.config.list_physical_devices("GPU")))
     if kind == "multi_worker":
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        from mrcnn.multiworker import make_multi_worker_strategy
+
+        strategy = make_multi_worker_strategy()  # bounded detection of a dead worker
     elif kind == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
     else:
@@ -617,8 +621,10 @@ def run_training(args, events) -> int:
     if run_dir is None:
         run_dir = RunDir(default_run_dir(config.NAME or "mrcnn"))
     if not strategy_info["chief"]:
-        # Other workers of a multi-worker run keep their records apart from the chief's.
-        run_dir = RunDir(run_dir.path / f"worker_{_task_index()}")
+        # Only the chief writes the run directory; other workers keep records in a temp folder.
+        import tempfile
+
+        run_dir = RunDir(tempfile.mkdtemp(prefix=f"mrcnn_worker_{_task_index()}_"))
     run_dir.create()
     args.run_dir = str(run_dir.path)  # so a later failure is recorded in this directory
     if not saved_config:
@@ -728,6 +734,11 @@ def main(argv=None) -> int:
     if any(a in ("-h", "--help") for a in argv):
         build_parser().print_help(sys.stderr)
         return 0
+    from mrcnn.multiworker import run_local_workers, split_local_workers
+
+    workers, argv = split_local_workers(argv)
+    if workers > 1:
+        return run_local_workers(argv, workers)
     events = EventWriter(_claim_stdout())
     _setup_logging()
     args = None
@@ -740,7 +751,9 @@ def main(argv=None) -> int:
         return 2
     except Exception as error:  # report every failure as an event; the traceback to stderr
         log.exception("training failed")
-        message = _error_message(error)
+        from mrcnn.multiworker import worker_lost_message
+
+        message = worker_lost_message(error) or _error_message(error)
         events.emit("error", message=message)
         run_dir = RunDir(args.run_dir) if args is not None and args.run_dir else None
         if run_dir is not None and run_dir.exists():
