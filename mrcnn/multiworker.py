@@ -73,7 +73,10 @@ def worker_lost_message(error) -> str | None:
                                       "failed to connect", "has been shut down"))
     if not lost:
         return None
-    detail = " ".join(text.split())[:300]
+    # TF's text starts with where the op was defined; the cause is on a later line.
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    causes = [line for line in lines if "aborted by" in line or "heartbeat" in line]
+    detail = (causes or lines[-1:] or [""])[0][:300]
     return (f"WorkerLost: a worker of the multi-worker run stopped responding ({name}: "
             f"{detail}); this worker stops too. Restart every worker (with --resume to "
             f"continue from the chief's last checkpoint).")
