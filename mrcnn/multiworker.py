@@ -124,6 +124,10 @@ def run_local_workers(argv, count: int, events_out=None, poll_s: float = 0.5) ->
     """Run ``mrcnn train argv`` as ``count`` local workers; returns the first failing exit code
     (the others are terminated), else 0. The chief's stdout goes to ``events_out``."""
     events_out = events_out or sys.stdout
+    argv, parent = split_stop_with_parent(argv)
+    if parent is not None:
+        # Each worker outlives this launcher only; the launcher watches the named parent.
+        argv = [*argv, "--stop-with-parent"]
     configs = tf_configs(free_ports(count))
     processes = []
     for index, tf_config in enumerate(configs):
@@ -135,12 +139,38 @@ def run_local_workers(argv, count: int, events_out=None, poll_s: float = 0.5) ->
                                daemon=True)
     forward.start()
     stop = _forward_signals(processes)
+    if parent is not None:
+        _watch_parent(parent or os.getppid(), processes)
     try:
         code = _wait_all(processes, poll_s)
     finally:
         stop()
     forward.join(timeout=5)
     return code
+
+
+def split_stop_with_parent(argv) -> tuple[list[str], int | None]:
+    """(argv without ``--stop-with-parent [PID]``, PID (0: the parent) or None if absent)."""
+    argv = list(argv)
+    for i, arg in enumerate(argv):
+        if arg == "--stop-with-parent":
+            if i + 1 < len(argv) and argv[i + 1].isdigit():
+                return argv[:i] + argv[i + 2:], int(argv[i + 1])
+            return argv[:i] + argv[i + 1:], 0
+    return argv, None
+
+
+def _watch_parent(parent: int, processes, interval_s: float = 1.0):
+    """SIGTERM every worker (a graceful stop) once ``parent`` is no longer our parent."""
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+
+    threading.Thread(target=watch, name="mrcnn-launcher-parent-watch", daemon=True).start()
 
 
 def _forward(stream, out):
@@ -176,7 +206,7 @@ def _wait_all(processes, poll_s) -> int:
                     process.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     process.kill()
-            return failed[0]
+            return failed[0] if failed[0] > 0 else 1  # killed by a signal: failed
         if all(c == 0 for c in codes):
             return 0
         time.sleep(poll_s)

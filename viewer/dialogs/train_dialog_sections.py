@@ -34,7 +34,7 @@ REMEMBERED = ("kind_combo", "shapes_train", "shapes_val", "shapes_size", "train_
               "validation_steps", "train_bn", "init_file", "device_combo", "mixed_precision",
               "seed", "aug_hflip", "aug_vflip", "aug_scale", "aug_scale_low", "aug_scale_high",
               "aug_crop", "aug_crop_value", "aug_brightness", "aug_brightness_value",
-              "aug_contrast", "aug_contrast_value")
+              "aug_contrast", "aug_contrast_value", "local_workers", "tb_images")
 
 
 class TrainDialogSections:
@@ -256,11 +256,21 @@ class TrainDialogSections:
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
         self.seed.setToolTip("Seed of data order, generated shapes and initial weights")
         self.run_dir = QLineEdit()
+        self.local_workers = QSpinBox(minimum=1, maximum=8)
+        self.local_workers.setToolTip(
+            "Workers on this machine (--local-workers): more than 1 trains with "
+            "MultiWorkerMirroredStrategy over 127.0.0.1, one replica per worker; the first "
+            "writes the run. To try multi-worker training; it is not faster on one CPU.")
+        self.tb_images = QSpinBox(minimum=0, maximum=32)
+        self.tb_images.setToolTip("Validation images whose GT and detections go to TensorBoard "
+                                  "each epoch (--tb-images; 0: none)")
         box = QGroupBox("Run")
         form = QFormLayout(box)
         form.addRow("Device", self.device_combo)
         form.addRow(self.mixed_precision)
         form.addRow("Seed", self.seed)
+        form.addRow("Local workers", self.local_workers)
+        form.addRow("TensorBoard images", self.tb_images)
         form.addRow("Run dir", _with_browse(self, self.run_dir, "folder"))
         return box
 
