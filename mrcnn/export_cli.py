@@ -119,11 +119,11 @@ def load_model(weights, config_path):
         raise ExportError(f"weights do not fit the config ({config_path or 'inferred'}): "
                           f"{error}") from None
     if report.skipped_not_in_file:
-        missing = ", ".join(report.skipped_not_in_file[:8])
-        more = len(report.skipped_not_in_file) - 8
-        raise ExportError(f"{weights}: has no weights for {len(report.skipped_not_in_file)} "
-                          f"layer(s) of the model ({missing}{f', +{more} more' if more > 0 else ''});"
-                          f" the exported model would serve random weights. Check --config")
+        layers = report.skipped_not_in_file
+        named = ", ".join(layers[:8]) + (f", +{len(layers) - 8} more" if len(layers) > 8 else "")
+        raise ExportError(f"{weights}: has no weights for {len(layers)} layer(s) of the model "
+                          f"({named}); the exported model would serve random weights. "
+                          f"Check --config")
     return model, config
 
 

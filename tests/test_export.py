@@ -109,7 +109,8 @@ def test_small_masks_paste_to_detect_masks(demo_model, images_and_reference):
     for image, ref in zip(images, reference):
         out = {k: v.numpy() for k, v in serve(tf.constant(image)).items()}
         assert out["masks"].shape == (len(ref["class_ids"]), 28, 28)
-        assert out["masks"].dtype == np.float32 and 0 <= out["masks"].min() <= out["masks"].max() <= 1
+        assert out["masks"].dtype == np.float32
+        assert 0 <= out["masks"].min() <= out["masks"].max() <= 1
         np.testing.assert_array_equal(out["rois"], ref["rois"])
         for k in range(len(ref["class_ids"])):
             pasted = unmold_mask(out["masks"][k], out["rois"][k], image.shape)

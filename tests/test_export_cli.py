@@ -1,4 +1,4 @@
-"""`mrcnn export` bad input: each gives exit code 2 and one specific line on stderr, no traceback."""
+"""`mrcnn export` bad input: exit code 2 and one specific line on stderr, no traceback."""
 
 import json
 import os
