@@ -114,6 +114,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "moving statistics to the average over BATCHES training batches "
                         "(needed when training from scratch; 0 = off)")
     parser.add_argument("--seed", type=int, default=0, help="seed of data order and init")
+    parser.add_argument("--local-workers", type=int, default=1, metavar="N", help="run N "
+                        "workers on this machine (MultiWorkerMirroredStrategy; mrcnn/multiworker.py)")
+    parser.add_argument("--tb-images", type=int, default=0, metavar="N", help="each epoch, "
+                        "detections on N fixed validation images to TensorBoard (mrcnn/tb_images.py)")
     parser.add_argument("--stop-with-parent", nargs="?", type=int, const=0, default=None,
                         metavar="PID",
                         help="stop (after the current step, with a checkpoint) when the parent "
@@ -223,6 +227,11 @@ def main(argv=None) -> int:
     if any(a in ("-h", "--help") for a in argv):
         build_parser().print_help(sys.stderr)
         return 0
+    from mrcnn.multiworker import run_local_workers, split_local_workers
+
+    workers, argv = split_local_workers(argv)
+    if workers > 1:
+        return run_local_workers(argv, workers)
     events = EventWriter(_claim_stdout())
     _setup_logging()
     args = None
@@ -237,7 +246,9 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     except Exception as error:  # every failure is an event; the traceback only with --debug
         debug.print_traceback()
-        return _fail(args, events, _error_message(error))
+        from mrcnn.multiworker import worker_lost_message
+
+        return _fail(args, events, worker_lost_message(error) or _error_message(error))
 
 
 def _fail(args, events, message) -> int:

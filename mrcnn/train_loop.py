@@ -61,8 +61,10 @@ def start_run(args, run_dir, resume_entry, train_data) -> StartedRun:
     if run_dir is None:
         run_dir = RunDir(default_run_dir(config.NAME or "mrcnn"))
     if not strategy_info["chief"]:
-        # Other workers of a multi-worker run keep their records apart from the chief's.
-        run_dir = RunDir(run_dir.path / f"worker_{task_index()}")
+        # Only the chief writes the run directory; other workers keep records in a temp folder.
+        import tempfile
+
+        run_dir = RunDir(tempfile.mkdtemp(prefix=f"mrcnn_worker_{task_index()}_"))
     run_dir.create()
     args.run_dir = str(run_dir.path)  # so a later failure is recorded in this directory
     if not saved_config:
@@ -117,6 +119,9 @@ def fit(args, run: StartedRun, events, stop_flag, train_data, val_data) -> int:
         initial_epoch)
     callbacks = training_callbacks(model, run_dir, events, stop_flag, args.epochs,
                                    initial_epoch, run.chief, precise_bn)
+    from mrcnn.tb_images import tb_images_callbacks
+
+    callbacks = callbacks + tb_images_callbacks(args, model, val_data, run_dir, run.chief)
     resume = run.resume_entry
     status, reason, code = FINISHED, f"reached epoch {args.epochs}", EXIT_OK
     try:

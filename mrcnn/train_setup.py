@@ -43,7 +43,9 @@ def choose_strategy():
 
     kind = strategy_kind(os.environ.get("TF_CONFIG"), len(tf.config.list_physical_devices("GPU")))
     if kind == "multi_worker":
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        from mrcnn.multiworker import make_multi_worker_strategy
+
+        strategy = make_multi_worker_strategy()  # bounded detection of a dead worker
     elif kind == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
     else:

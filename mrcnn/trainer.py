@@ -222,6 +222,14 @@ class MaskRCNNTrainer(keras.Model):
         weights = self.config.LOSS_WEIGHTS
         return tf.add_n([weights.get(name, 1.0) * losses[name] for name in LOSS_NAMES])
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3 reduces the first input dict across replicas to learn its shapes, which
+        # MultiWorkerMirroredStrategy cannot do; see mrcnn/multiworker.py.
+        from mrcnn.multiworker import symbolic_build_from_local_batch
+
+        return symbolic_build_from_local_batch(self, super()._maybe_symbolic_build, iterator,
+                                               data_batch)
+
     def train_step(self, data):
         with tf.GradientTape() as tape:
             losses = self.compute_losses(data, training=True)
@@ -268,7 +276,9 @@ class MaskRCNNTrainer(keras.Model):
         self.trackers["weight_decay"].update_state(decay)
         for name in LOSS_NAMES:
             self.trackers[name].update_state(losses[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        from mrcnn.multiworker import step_logs
+
+        return step_logs({name: tracker.result() for name, tracker in self.trackers.items()})
 
 
 def _unpack(data):

@@ -92,6 +92,8 @@ def test_shapes_request_parses_back_field_by_field(make_dialog, tmp_path):
     dialog.aug_brightness.setChecked(True)
     dialog.mixed_precision.setChecked(True)
     dialog.seed.setValue(7)
+    dialog.tb_images.setValue(3)
+    dialog.local_workers.setValue(2)
     dialog.device_combo.setCurrentIndex(2)  # GPU 1
     run_dir = str(tmp_path / "runs" / "mine")
     dialog.run_dir.setText(run_dir)
@@ -108,7 +110,8 @@ def test_shapes_request_parses_back_field_by_field(make_dialog, tmp_path):
                 "resume": False, "mixed_precision": False, "precision": "auto", "seed": 7,
                 "train_json": None, "precise_bn": 0,
                 "train_images": None, "val_json": None, "val_images": None, "skip_bad": False,
-                "stop_with_parent": None}  # program() adds it, not the dialog's args
+                "stop_with_parent": None,  # program() adds it, not the dialog's args
+                "tb_images": 3, "local_workers": 2}
     assert vars(args) == expected
     assert request.run_dir == run_dir
     assert request.env == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "1"}

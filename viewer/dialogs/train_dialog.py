@@ -446,6 +446,10 @@ class TrainDialog(QDialog):
             # BN trained from small batches: refresh its moving statistics before each
             # checkpoint, or inference (which uses them) lags training badly.
             args += ["--precise-bn", str(PRECISE_BN_BATCHES)]
+        if self.tb_images.value():
+            args += ["--tb-images", str(self.tb_images.value())]
+        if self.local_workers.value() > 1:
+            args += ["--local-workers", str(self.local_workers.value())]
         args += ["--seed", str(self.seed.value()), "--run-dir", run_dir]
         device = self.device()
         data = "shapes" if self.kind() == "shapes" else Path(self.train_json.text()).name

@@ -35,7 +35,8 @@ REMEMBERED = ("kind_combo", "shapes_train", "shapes_val", "shapes_size", "train_
               "validation_steps", "train_bn", "init_file", "device_combo", "mixed_precision",
               "seed", "aug_hflip", "aug_vflip", "aug_scale", "aug_scale_low", "aug_scale_high",
               "aug_crop", "aug_crop_value", "aug_brightness", "aug_brightness_value",
-              "aug_contrast", "aug_contrast_value", "aug_albumentations")
+              "aug_contrast", "aug_contrast_value", "aug_albumentations", "local_workers",
+              "tb_images")
 
 
 def build_dataset(form, on_kind_changed, on_size_changed, on_train_json_changed) -> QGroupBox:
@@ -275,11 +276,21 @@ def build_run(form, devices) -> QGroupBox:
     form.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
     form.seed.setToolTip("Seed of data order, generated shapes and initial weights")
     form.run_dir = QLineEdit()
+    form.local_workers = QSpinBox(minimum=1, maximum=8)
+    form.local_workers.setToolTip(
+        "Workers on this machine (--local-workers): more than 1 trains with "
+        "MultiWorkerMirroredStrategy over 127.0.0.1, one replica per worker; the first "
+        "writes the run. To try multi-worker training; it is not faster on one CPU.")
+    form.tb_images = QSpinBox(minimum=0, maximum=32)
+    form.tb_images.setToolTip("Validation images whose GT and detections go to TensorBoard "
+                              "each epoch (--tb-images; 0: none)")
     box = QGroupBox("Run")
     rows = QFormLayout(box)
     rows.addRow("Device", form.device_combo)
     rows.addRow(form.mixed_precision)
     rows.addRow("Seed", form.seed)
+    rows.addRow("Local workers", form.local_workers)
+    rows.addRow("TensorBoard images", form.tb_images)
     rows.addRow("Run dir", _with_browse(form, form.run_dir, "folder"))
     return box
 
