@@ -36,7 +36,7 @@ def test_unknown_format_through_the_console_command(tmp_path):
 
 def test_missing_and_foreign_weights_files(capsys, tmp_path):
     err = _error(capsys, ["--weights", str(tmp_path / "none.h5"), "--out", str(tmp_path)])
-    assert f"weights file not found: {tmp_path / 'none.h5'}" in err
+    assert f"weights file {tmp_path / 'none.h5'} does not exist" in err
     text_file = tmp_path / "notes.h5"
     text_file.write_text("not hdf5")
     err = _error(capsys, ["--weights", str(text_file), "--out", str(tmp_path)])
