@@ -331,8 +331,11 @@ add_train_parser = delegating_parser("train", "mrcnn.train", "train a model (see
 add_evaluate_parser = delegating_parser("evaluate", "mrcnn.evaluate_cli",
                                         "evaluate a model (see mrcnn evaluate --help)")
 
+add_explain_parser = delegating_parser("explain", "mrcnn.explain_cli",
+                                       "saliency map of one detection (see mrcnn explain --help)")
+
 COMMANDS = [add_detect_parser, add_trace_parser, add_inspect_weights_parser, add_train_parser,
-            add_evaluate_parser]
+            add_evaluate_parser, add_explain_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
