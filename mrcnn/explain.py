@@ -32,8 +32,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mrcnn.explain_errors import (DetectionIndexError, ExplainCancelled, ExplainError,  # noqa: F401
+from mrcnn.explain_errors import (DetectionIndexError, ExplainCancelled, ExplainError,
                                   LayerNotFeedingError, NoDetectionsError, UnknownLayerError)
+
+__all__ = ["explain", "detection_target", "pooled_level", "DetectionTarget", "METHODS", "TARGETS",
+           "ExplainError", "ExplainCancelled", "DetectionIndexError", "LayerNotFeedingError",
+           "NoDetectionsError", "UnknownLayerError"]
 
 METHODS = ("gradcam", "gradcam++", "drise", "gradcam-pooled", "gradcam++-pooled")
 TARGETS = ("class", "mask")
@@ -189,13 +193,29 @@ def gradcam_pp_weights(activations, gradients, per_position=True) -> np.ndarray:
 
 
 def feature_to_original(feature_map, molded_shape, window, original_shape) -> np.ndarray:
-    """[H, W] of a [h, w] feature-grid map: upsampled to the molded image (cell centres aligned),
-    cropped to the window, resized to the original image."""
-    from skimage.transform import resize
+    """[H, W] of a [h, w] feature-grid map: upsampled to the molded image, cropped to the window,
+    resized to the original image.
 
-    molded_map = resize(np.asarray(feature_map, np.float64), tuple(molded_shape[:2]), order=1,
-                        mode="edge", anti_aliasing=False)
-    return crop_to_original(molded_map, window, original_shape)
+    Cell i sits at molded pixel i * (Hm - 1) / (h - 1): the align-corners convention of ROIAlign
+    (``crop_and_resize`` samples a normalized y at feature row y * (h - 1)), so a gradient that
+    came through the ROI's edge samples is drawn on the ROI's edge, not half a cell off.
+    """
+    feature_map = np.asarray(feature_map, np.float64)
+    rows = _align_corners_matrix(feature_map.shape[0], int(molded_shape[0]))
+    cols = _align_corners_matrix(feature_map.shape[1], int(molded_shape[1]))
+    return crop_to_original(rows @ feature_map @ cols.T, window, original_shape)
+
+
+def _align_corners_matrix(cells: int, size: int) -> np.ndarray:
+    """[size, cells] linear interpolation weights with cell 0 at pixel 0, cell n-1 at size-1."""
+    source = np.arange(size) * ((cells - 1) / max(size - 1, 1))
+    low = np.minimum(np.floor(source).astype(np.int64), max(cells - 2, 0))
+    frac = source - low
+    weights = np.zeros((size, cells))
+    weights[np.arange(size), low] = 1.0 - frac
+    if cells > 1:
+        weights[np.arange(size), low + 1] += frac
+    return weights
 
 
 def crop_to_original(molded_map, window, original_shape) -> np.ndarray:

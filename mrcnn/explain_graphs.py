@@ -15,6 +15,7 @@ kernel and bias for the same reason.
 from __future__ import annotations
 
 import difflib
+import threading
 
 import numpy as np
 
@@ -22,16 +23,18 @@ from mrcnn.explain_errors import LayerNotFeedingError, UnknownLayerError
 
 FEATURE_LEVELS = ("fpn_p2", "fpn_p3", "fpn_p4", "fpn_p5")  # the levels the heads pool from
 _CACHE_ATTR = "_explain_graphs"
-TARGETS = ("class", "mask")
+# The viewer explains on worker threads; a superseded job may still be building graphs.
+_BUILD_LOCK = threading.RLock()
 
 
 def explain_graphs(model) -> "ExplainGraphs":
     """The model's cached ExplainGraphs (rebuilt if its keras_model was replaced)."""
-    graphs = getattr(model, _CACHE_ATTR, None)
-    if graphs is None or graphs.graph is not model.keras_model:
-        graphs = ExplainGraphs(model)
-        setattr(model, _CACHE_ATTR, graphs)
-    return graphs
+    with _BUILD_LOCK:
+        graphs = getattr(model, _CACHE_ATTR, None)
+        if graphs is None or graphs.graph is not model.keras_model:
+            graphs = ExplainGraphs(model)
+            setattr(model, _CACHE_ATTR, graphs)
+        return graphs
 
 
 def _layer_chain(graph, first: str, last: str) -> list:
@@ -118,10 +121,11 @@ class ExplainGraphs:
         mask logits summed over ``region`` (weights on the m x m mask grid).
         """
         key = (layer_name, target)
-        fn = self._gradient_fns.get(key)
-        if fn is None:
-            fn = self._gradient_fns[key] = self._build_gradient_fn(layer_name, target)
-        return fn
+        with _BUILD_LOCK:
+            fn = self._gradient_fns.get(key)
+            if fn is None:
+                fn = self._gradient_fns[key] = self._build_gradient_fn(layer_name, target)
+            return fn
 
     def _build_gradient_fn(self, layer_name, target):
         import keras

@@ -42,6 +42,7 @@ OPTIONAL_PANELS = (
     ("Activations", "viewer.panels.activations", "ActivationsPanel", "right"),
     ("Weights", "viewer.panels.weights", "WeightsPanel", "right"),
     ("Timings", "viewer.panels.timings", "TimingsPanel", "right"),
+    ("Explain", "viewer.panels.explain_panel", "ExplainPanel", "right"),
 )
 # Default window size and dock widths (pixels); the window shrinks to fit smaller screens.
 DEFAULT_SIZE = (1440, 920)
