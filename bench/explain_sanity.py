@@ -82,7 +82,7 @@ def deletion_drops(model, image, trace, k, saliency, rng):
 
 def measure(model, random_model, images, methods, targets, layers, min_score):
     from mrcnn.explain import explain
-    from mrcnn.explain_metrics import _box_slices, mass_in_box, pointing_hit, spearman
+    from mrcnn.explain_metrics import box_slices, mass_in_box, pointing_hit, spearman
     from mrcnn.trace import trace
 
     rows = {(m, t, layer): [] for m in methods for t in targets for layer in layers}
@@ -96,18 +96,21 @@ def measure(model, random_model, images, methods, targets, layers, min_score):
             for key in rows:
                 method, target, layer = key
                 start = time.perf_counter()
-                saliency = explain(model, image, int(k), method=method, target=target,
-                                   layer=layer, trace=image_trace)
+                options = {} if method == "drise" else dict(target=target, layer=layer)
+                saliency = explain(model, image, int(k), method=method, trace=image_trace,
+                                   **options)
                 seconds[key] += time.perf_counter() - start
-                randomised = explain(random_model, image, int(k), method=method, target=target,
-                                     layer=layer, trace=image_trace)
-                rows_, cols_ = _box_slices(box, saliency.shape)
+                rows_, cols_ = box_slices(box, saliency.shape)
+                if method != "drise":  # D-RISE: 500 more runs per map; not measured
+                    randomised = explain(random_model, image, int(k), method=method,
+                                         target=target, layer=layer, trace=image_trace)
                 _, top, random = deletion_drops(model, image, image_trace, int(k), saliency, rng)
+                rho = (np.nan, np.nan) if method == "drise" else (
+                    spearman(saliency, randomised),
+                    spearman(saliency[rows_, cols_], randomised[rows_, cols_]))
                 rows[key].append((pointing_hit(saliency, box),
                                   pointing_hit(saliency, box, POINTING_TOLERANCE),
-                                  mass_in_box(saliency, box), top,
-                                  random, spearman(saliency, randomised),
-                                  spearman(saliency[rows_, cols_], randomised[rows_, cols_])))
+                                  mass_in_box(saliency, box), top, random, *rho))
     return rows, seconds
 
 

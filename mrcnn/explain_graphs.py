@@ -91,9 +91,9 @@ class ExplainGraphs:
                 f"explain: layer {name!r} feeds {', '.join(fed)} only, but {what} is pooled "
                 f"from P{level}; use fpn_p{level} or a backbone layer (e.g. res*_out)")
         raise LayerNotFeedingError(
-            f"explain: layer {name!r} does not feed the ROI heads (only backbone and FPN layers "
-            f"before P2..P5 do; head, RPN and P6 layers do not); for this detection use "
-            f"fpn_p{level} or a backbone layer")
+            f"explain: layer {name!r} does not feed {what}: only backbone and FPN layers up to "
+            f"P2..P5 are pooled by ROIAlign (head, RPN and P6 layers come after it or beside "
+            f"it); use fpn_p{level} or a backbone layer (e.g. res*_out)")
 
     # ---- compiled functions -----------------------------------------------------------------
 

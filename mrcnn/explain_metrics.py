@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def _box_slices(box, shape):
+def box_slices(box, shape):
+    """(row slice, column slice) of pixel box ``[y1, x1, y2, x2]`` clipped to ``shape``."""
     y1, x1, y2, x2 = (int(round(float(v))) for v in box)
     return slice(max(y1, 0), min(y2, shape[0])), slice(max(x1, 0), min(x2, shape[1]))
 
@@ -33,7 +34,7 @@ def mass_in_box(saliency, box) -> float:
     total = positive.sum()
     if total <= 0:
         return 0.0
-    rows, cols = _box_slices(box, positive.shape)
+    rows, cols = box_slices(box, positive.shape)
     return float(positive[rows, cols].sum() / total)
 
 
