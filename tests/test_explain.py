@@ -341,3 +341,16 @@ def test_trace_of_another_image(model, first):
     image, image_trace, k = first
     with pytest.raises(ExplainError, match="trace of this image"):
         explain(model, image[:64], k, trace=image_trace)
+
+
+@pytest.mark.parametrize("kind", ["gray", "rgba", "uint16"])
+def test_gray_rgba_and_16_bit_images(model, first, kind):
+    """The image is converted as detect() converts it; the map has the image's own size."""
+    image = first[0]
+    converted = {"gray": image.mean(axis=2).astype(np.uint8),
+                 "rgba": np.dstack([image, np.full(image.shape[:2], 255, np.uint8)]),
+                 "uint16": image.astype(np.uint16) * 257}[kind]
+    saliency = explain(model, converted, 0)
+    assert saliency.shape == image.shape[:2] and saliency.max() == pytest.approx(1.0)
+    if kind != "gray":  # the same pixels: the same map
+        np.testing.assert_allclose(saliency, explain(model, image, 0), atol=1e-5)
