@@ -246,9 +246,11 @@ add_analyze_parser = delegating_parser("analyze", "mrcnn.analyze_cli",
                                        "why objects are missed, per stage (see mrcnn analyze --help)")
 add_export_parser = delegating_parser("export", "mrcnn.export_cli",
                                       "export a SavedModel or ONNX model (see mrcnn export --help)")
+add_explain_parser = delegating_parser("explain", "mrcnn.explain_cli",
+                                       "saliency map of one detection (see mrcnn explain --help)")
 
 COMMANDS = [add_detect_parser, add_trace_parser, add_inspect_weights_parser, add_train_parser,
-            add_evaluate_parser, add_analyze_parser, add_export_parser]
+            add_evaluate_parser, add_analyze_parser, add_export_parser, add_explain_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ from viewer.panels.activations import ActivationsPanel
 from viewer.panels.canvas import CanvasPanel
 from viewer.panels.dataset_list import DatasetPanel
 from viewer.panels.detections_table import DetectionsTablePanel
+from viewer.panels.explain_panel import ExplainPanel
 from viewer.panels.gt_panel import GroundTruthPanel
 from viewer.panels.stage_list import StageListPanel
 from viewer.panels.timings import TimingsPanel
@@ -47,6 +48,7 @@ RIGHT_PANELS = (
     ("Activations", ActivationsPanel),
     ("Weights", WeightsPanel),
     ("Timings", TimingsPanel),
+    ("Explain", ExplainPanel),
 )
 # Default window size and dock widths (pixels); the window shrinks to fit smaller screens.
 DEFAULT_SIZE = (1440, 920)
