@@ -194,6 +194,16 @@ def image_rng(seed, epoch, image_id) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(epoch), int(image_id)])
 
 
+def _visits(image_ids, shuffle, repeat, seed):
+    """(image id, epoch) in each epoch's order: a permutation drawn from (seed, epoch)."""
+    epochs = itertools.count() if repeat else range(1)
+    for epoch in epochs:
+        order = (np.random.default_rng([int(seed), epoch]).permutation(image_ids)
+                 if shuffle else image_ids)
+        for image_id in order:
+            yield int(image_id), epoch
+
+
 def make_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True, seed=0,
                  num_parallel_calls=None, batch_size=None, skip_crowd_only=True,
                  no_augmentation_sources=None):
@@ -222,14 +232,6 @@ def make_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True, 
     specs = element_spec(config)
     unaugmented = set(no_augmentation_sources or ())
 
-    def visits():
-        epochs = itertools.count() if repeat else range(1)
-        for epoch in epochs:
-            order = (np.random.default_rng([int(seed), epoch]).permutation(image_ids)
-                     if shuffle else image_ids)
-            for image_id in order:
-                yield int(image_id), epoch
-
     def load(image_id, epoch):
         image_id, epoch = int(image_id.numpy()), int(epoch.numpy())
         source = dataset.image_info[image_id]["source"]
@@ -254,7 +256,8 @@ def make_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True, 
 
     parallel = tf.data.AUTOTUNE if num_parallel_calls is None else num_parallel_calls
     signature = (tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.int64))
-    data = tf.data.Dataset.from_generator(visits, output_signature=signature)
+    data = tf.data.Dataset.from_generator(
+        lambda: _visits(image_ids, shuffle, repeat, seed), output_signature=signature)
     data = data.map(load_tf, num_parallel_calls=parallel, deterministic=True)
     data = data.filter(_is_kept).map(_drop_keep_flag)
     data = data.batch(batch_size, drop_remainder=True)
