@@ -111,9 +111,13 @@ def test_read_image_and_class_names_raise_their_own_types(tmp_path):
     with pytest.raises(errors.ImageFileError, match="broken.png"):
         model_files.read_image(broken)
     gray = tmp_path / "gray.png"
-    skimage.io.imsave(gray, np.full((5, 7), 9, np.uint8), check_contrast=False)
+    skimage.io.imsave(gray, np.full((9, 12), 9, np.uint8), check_contrast=False)
     image = model_files.read_image(gray)
-    assert image.shape == (5, 7, 3) and image.dtype == np.uint8 and (image == 9).all()
+    assert image.shape == (9, 12, 3) and image.dtype == np.uint8 and (image == 9).all()
+    tiny = tmp_path / "tiny.png"  # smaller than any model input: refused, naming the file
+    skimage.io.imsave(tiny, np.full((5, 7), 9, np.uint8), check_contrast=False)
+    with pytest.raises(errors.ImageFileError, match="tiny.png is 5x7 pixels"):
+        model_files.read_image(tiny)
     names = tmp_path / "names.txt"
     names.write_text("a\nb\n")
     assert model_files.read_class_names(names, 3) == ["BG", "a", "b"]
