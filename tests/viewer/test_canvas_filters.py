@@ -197,3 +197,14 @@ def test_detection_legend_lists_the_classes_drawn(fake_trace, threshold):
     assert overlay.legend == [(f"class:{c}", fake_trace.class_names[c]) for c in drawn]
     scores = [float(text.split()[-1]) for _, text, _ in overlay.labels]
     assert scores == sorted(scores, reverse=True)     # placed best first
+
+
+def test_mask_outline_is_the_ring_of_the_mask():
+    from viewer.panels.canvas_arrays import mask_outline
+
+    mask = np.zeros((6, 7), bool)
+    mask[1:5, 1:6] = True                 # 4 x 5 block: 14 ring pixels, 2 x 3 = 6 inside
+    ring = mask_outline(mask)
+    assert ring.sum() == 14 and not ring[2:4, 2:5].any() and ring[1, 1] and ring[4, 5]
+    edge = np.ones((3, 3), bool)          # touching the image border: the border is outline
+    assert mask_outline(edge).sum() == 8

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from viewer.panels.canvas_arrays import (heat_rgba, mask_image, molded_rect, outline_arrays,
                                          pick_box)
@@ -41,6 +41,7 @@ PEN_STYLES = {"solid": Qt.PenStyle.SolidLine, "dot": Qt.PenStyle.DotLine,
               "dash": Qt.PenStyle.DashLine, "dashdot": Qt.PenStyle.DashDotLine}
 HIGHLIGHT_STYLES = tuple(name for name in STYLES if name == "selected" or
                          name.startswith("link:"))
+TEXT_LINE_STYLE = "QLabel { background: rgb(30, 30, 34); color: rgb(215, 215, 220); }"
 EMPTY_HINT = ("Open an image (Ctrl+O) and a model (Ctrl+M), a dataset (Ctrl+D), or a saved "
               "trace (Ctrl+T).\nImages can also be dropped here.")
 
@@ -97,7 +98,8 @@ class CanvasPanel(SessionPanel):
             item.setZValue(z)
             self.vb.addItem(item)
         self.colour_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap="inferno",
-                                          interactive=False, width=14, label="objectness")
+                                          interactive=False, width=14)
+        self.colour_bar.setContentsMargins(0, 8, 0, 8)  # room for the "1.0" tick label
         self.colour_bar.setVisible(False)  # in the layout only while a heat map is shown
         self.curves = {}
         for name in STYLES:
@@ -128,14 +130,22 @@ class CanvasPanel(SessionPanel):
         self.stack.setMinimumSize(320, 240)
         self.panel_layout.setSpacing(2)
         self.panel_layout.insertWidget(0, self.controls)
+        captions = QWidget()
+        lines = QVBoxLayout(captions)
+        lines.setContentsMargins(0, 0, 0, 0)
+        lines.setSpacing(0)
         for line in (self.info, self.legend, self.selection_line):
-            self.panel_layout.addWidget(line)
+            lines.addWidget(line)
+        self.panel_layout.addWidget(captions)
 
     def _text_line(self) -> QLabel:
+        # On the canvas's dark background: the legend's colour samples are the colours drawn
+        # over the image, and light ones (grid, ground truth) vanish on a light panel.
         label = QLabel()
         label.setWordWrap(True)
-        label.setContentsMargins(6, 0, 6, 0)
+        label.setContentsMargins(6, 1, 6, 1)
         label.setTextFormat(Qt.TextFormat.RichText)
+        label.setStyleSheet(TEXT_LINE_STYLE)
         return label
 
     def _curve(self, name: str) -> pg.PlotCurveItem:
@@ -238,8 +248,13 @@ class CanvasPanel(SessionPanel):
                      "them)")
         self.info.setText(note)
         shown = self.session.overlays.get("boxes", True)
-        self.legend.setText(legend_html(overlay.legend, "Legend: ") if overlay.legend and shown
-                            else "")
+        self._set_line(self.legend, legend_html(overlay.legend, "Legend: ")
+                       if overlay.legend and shown else "")
+
+    @staticmethod
+    def _set_line(label, text):
+        label.setText(text)
+        label.setVisible(bool(text))  # an empty line would leave a gap under the image
 
     def _apply_base(self, trace, base):
         if trace is None:
@@ -291,7 +306,7 @@ class CanvasPanel(SessionPanel):
             curve.setData(*outline_arrays(boxes), connect="finite")
             curve.setVisible(bool(len(boxes)))
         entries = self.highlight.entries
-        self.selection_line.setText(legend_html(entries, "Selected: ") if entries else "")
+        self._set_line(self.selection_line, legend_html(entries, "Selected: ") if entries else "")
 
     def _apply_labels(self, overlay):
         labels = overlay.labels if self.session.overlays.get("labels", True) else []
