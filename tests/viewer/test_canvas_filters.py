@@ -112,6 +112,7 @@ def test_dense_stages_default_to_the_best_fifty(fake_trace):
     np.testing.assert_array_equal(levels, fake_trace["anchors"]["levels"][
         pre["anchor_indices"][post["indices"]]])
     assert len(overlay.boxes["faint"]) <= 10
+    assert f"top 10 of {len(at_p4)} at P4 by score (100 in all)" in overlay.note
     everything = plan("proposals", fake_trace, ViewState(top_n=0))
     assert len(everything.pick[1]) == len(post["scores"])
 

@@ -74,7 +74,10 @@ def test_selection_line_names_the_boxes_and_the_level_follows_the_anchor(canvas,
     level = int(fake_trace["anchors"]["levels"][anchor])
     session.select("detection", detection)
     assert canvas.level == level != 2
-    text = canvas.selection_line.text()
+    from PySide6.QtGui import QTextDocumentFragment
+
+    text = QTextDocumentFragment.fromHtml(canvas.selection_line.text()).toPlainText()
+    text = text.replace("\xa0", " ")
     assert text.startswith("Selected: ") and f"detection #{detection}" in text
     assert f"anchor #{anchor} · P{level}" in text and "proposal / ROI #" in text
     session.select(None)

@@ -166,8 +166,7 @@ def plan_refined_anchors(trace, view: ViewState) -> Overlay:
     return Overlay(boxes={"dotted": anchors, "dashed": pre["unclipped"][rows],
                           "solid": pre["boxes"][rows]},
                    pick=("pre_nms", rows, pre["boxes"][rows]),
-                   note=f"Refined anchors: {kept} by score{dropped} "
-                        f"({len(pre['scores'])} in all; Top, Level and Score ≥ choose)",
+                   note=f"Refined anchors: {kept} by score{dropped}{in_all(kept, pre['scores'])}",
                    legend=[("dotted", "anchor"), ("dashed", "refined by the RPN deltas"),
                            ("solid", "clipped to the image")])
 
@@ -183,8 +182,8 @@ def plan_proposals(trace, view: ViewState) -> Overlay:
     pre_rows, _ = cap_rows(pre_rows, pre["scores"])
     return Overlay(boxes={"faint": pre["boxes"][pre_rows], "solid": post["boxes"][rows]},
                    pick=("proposal", rows, post["boxes"][rows]),
-                   note=f"Proposals after NMS: {kept} by score{dropped} "
-                        f"({len(post['scores'])} in all; Top, Level and Score ≥ choose)",
+                   note=f"Proposals after NMS: {kept} by score{dropped}"
+                        f"{in_all(kept, post['scores'])}",
                    legend=[("solid", "proposal (kept by NMS)"),
                            ("faint", f"{len(pre_rows)} best before NMS")])
 
@@ -253,6 +252,14 @@ def detection_overlay(trace, view: ViewState, labels: bool) -> Overlay:
     overlay.note = (f"{len(rows)} of {len(boxes)} detections with score ≥ "
                     f"{view.score_threshold:.2f}")
     return overlay
+
+
+def in_all(kept: str, scores) -> str:
+    """The " (N in all)" of a filter note that does not end with the total already, and a hint
+    on how to see more."""
+    total = len(scores)
+    return ("" if kept.endswith(f" {total}") else f" ({total} in all)") + \
+        "; Top, Level and Score ≥ choose which"
 
 
 def cap_rows(rows, scores) -> tuple[np.ndarray, str]:

@@ -20,10 +20,17 @@ def glyph(style: str) -> str:
     return _PEN_GLYPHS.get(pen, "━━")
 
 
+def _unbroken_details(text: str) -> str:
+    """``text`` escaped, its " · level · score" details bound to what they describe: a wrapped
+    line breaks between entries or inside a title, never in "score 0.27"."""
+    title, *details = html.escape(text).split(" · ")
+    return "&nbsp;·&nbsp;".join([title] + [part.replace(" ", "&nbsp;") for part in details])
+
+
 def legend_html(entries, prefix: str = "") -> str:
     """Rich text of legend ``entries`` [(style, text)]: a coloured line sample before each."""
     parts = [f'<span style="color:{css(rgb_of(style))}">{glyph(style)}</span>&nbsp;'
-             f"{html.escape(text)}" for style, text in entries]
+             f"{_unbroken_details(text)}" for style, text in entries]
     return (html.escape(prefix) if prefix else "") + " &nbsp; ".join(parts)
 
 
