@@ -15,7 +15,9 @@ STYLES = {
     "faint": ((210, 210, 210, 90), 1, "solid", 3),
     "grid": ((235, 235, 235, 70), 1, "solid", 3),
     "anchor": ((255, 200, 60, 170), 1, "solid", 4),
-    "neutral": ((255, 235, 0, 230), 1.5, "dash", 4),
+    # Most anchors are neutral (not sampled for the RPN loss): visible yet thin and dotted,
+    # so the few positives on top still stand out.
+    "neutral": ((255, 235, 0, 190), 1, "dot", 4),
     "negative": ((255, 60, 60, 200), 1, "solid", 4),
     "positive": ((60, 255, 90, 255), 2, "solid", 5),
     "dotted": ((255, 200, 60, 200), 1, "dot", 5),
