@@ -91,6 +91,7 @@ class Document(QObject):
         """
         self.image_file = os.fspath(path)
         self.dataset_image = None
+        self.session.select(None)  # the selected box belongs to the image being replaced
         self.session.set_dataset_row(None)
         self._start_job(self.image_file, self._model_for_next_job(spec))
 
@@ -235,6 +236,7 @@ class Document(QObject):
             self.session.set_status("Open a dataset first (File > Open dataset…).")
             return
         self.dataset_image = DatasetImage(dataset, int(row))
+        self.session.select(None)
         self.image_file = dataset.image_path(row)
         self.session.set_dataset_row(row)
         self._start_job(self.image_file, self._model_for_next_job(spec), self.dataset_image)

@@ -62,27 +62,39 @@ def _render_pyqtgraph(widget, scale: int):
     return image if image is not None and not image.isNull() else None
 
 
-def export_widget_png(widget, path, scale: int = PNG_SCALE) -> Path:
-    """Write ``widget`` as a PNG at ``path``; pyqtgraph plots at ``scale`` x, others as grabbed.
-
-    Raises OSError naming ``path`` when it cannot be written, ValueError for an empty widget.
-    """
-    path = Path(path)
-    _check_writable(path)
+def render_widget(widget, scale: int = PNG_SCALE):
+    """QImage of ``widget``: pyqtgraph plots re-rendered at ``scale`` x, others as grabbed."""
     image = _render_pyqtgraph(widget, scale)
     if image is None:
         # Labels changed just before the export have queued layout requests: apply them first
         # so the picture shows the new text, not the old geometry.
         QCoreApplication.sendPostedEvents(None, QEvent.LayoutRequest)
         image = widget.grab().toImage()
+    return image
+
+
+def save_png(image, path, what: str = "image") -> Path:
+    """Write QImage ``image`` as a PNG at ``path``, atomically; ValueError for an empty image,
+    OSError naming ``path`` when it cannot be written."""
+    path = Path(path)
+    _check_writable(path)
     if image.isNull() or image.width() == 0 or image.height() == 0:
-        raise ValueError(f"cannot export {type(widget).__name__} to {path}: it has no size")
+        raise ValueError(f"cannot export {what} to {path}: it has no size")
     tmp = _tmp_path(path)
     if not image.save(str(tmp), "PNG"):
         tmp.unlink(missing_ok=True)
         raise OSError(f"cannot write PNG {path}: Qt failed to save the image")
     _replace_atomically(tmp, path)
     return path
+
+
+def export_widget_png(widget, path, scale: int = PNG_SCALE) -> Path:
+    """Write ``widget`` as a PNG at ``path``; pyqtgraph plots at ``scale`` x, others as grabbed.
+
+    Raises OSError naming ``path`` when it cannot be written, ValueError for an empty widget.
+    """
+    _check_writable(Path(path))
+    return save_png(render_widget(widget, scale), path, type(widget).__name__)
 
 
 # ---- trace ---------------------------------------------------------------------------------

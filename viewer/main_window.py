@@ -78,7 +78,8 @@ class MainWindow(QMainWindow):
         self.resize(*self._default_size())
         self.canvas = CanvasPanel(self.session, self)
         self.setCentralWidget(self.canvas)
-        self.exports = ExportActions(self.session, self.canvas.view, self)
+        self.exports = ExportActions(self.session, self.canvas.view, self, self.recent.settings,
+                                     caption=self.canvas.caption_lines)
         self.docks: dict[str, QDockWidget] = {}
         self.panels: dict = {}
         self._build_docks()

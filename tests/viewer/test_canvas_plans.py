@@ -110,8 +110,9 @@ def test_mask_image_paints_full_raw_and_gt_masks():
     trace = _mask_trace()
     rows = np.array([0])
     full = mask_image(trace, "full", rows, True, LUT, class_colour)
-    assert np.all(full[2:4, 3:6] == class_colour(2) + (120,))
-    assert np.sum(full[..., 3] == 120) == 6                  # only the mask, inside its box
+    # A 2 x 3 mask is all outline: drawn opaque in its class colour, only inside its box.
+    assert np.all(full[2:4, 3:6] == class_colour(2) + (255,))
+    assert np.sum(full[..., 3] == 255) == 6
     assert np.all(full[8:10, 0:2] == (255, 255, 255, 60))     # ground truth underneath
     raw = mask_image(trace, "raw", rows, False, LUT, class_colour)
     np.testing.assert_array_equal(raw[2:4, 3:7, 3], 200)    # top half: p = 1, alpha 120 + 80

@@ -62,10 +62,16 @@ def _assert_linked_everywhere(window, detection):
     np.testing.assert_allclose(highlighted["detections"], trace["detections"]["boxes"][detection])
     for key, row in lineage.items():
         np.testing.assert_allclose(highlighted[key], trace[key]["boxes"][row])
-    selected, linked = window.canvas.curves["selected"], window.canvas.curves["linked"]
-    assert selected.isVisible() and len(selected.xData) == 6
-    extra = 1 if window.session.stage == "roi_refinement" else 0  # + the class-refined box
-    assert linked.isVisible() and len(linked.xData) == 6 * (len(lineage) + extra)
+    curves = window.canvas.curves
+    assert curves["selected"].isVisible() and len(curves["selected"].xData) == 6
+    # Each stage of the lineage in its own style, one box each, and named in the legend line.
+    links = set(lineage) | ({"refined"} if window.session.stage == "roi_refinement" else set())
+    for key in links:
+        assert curves[f"link:{key}"].isVisible() and len(curves[f"link:{key}"].xData) == 6, key
+    shown = {name[5:] for name in curves if name.startswith("link:") and curves[name].isVisible()}
+    assert shown == links
+    text = window.canvas.selection_line.text()
+    assert f"detection #{detection}" in text and f"anchor #{lineage['anchors']}" in text
 
 
 def test_selection_from_table_reaches_canvas_in_every_stage(window, trace_file):

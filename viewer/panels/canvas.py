@@ -6,7 +6,9 @@ in numpy, and labels come from a small pool of ``pg.TextItem``. Items are create
 updated with ``setData`` / ``setImage``, so a redraw with thousands of boxes stays in tens of ms.
 What each stage draws is computed by the pure ``viewer.panels.canvas_plans.plan`` as an
 ``Overlay`` (plain data), with the numpy helpers of ``viewer.panels.canvas_arrays``; ``redraw``
-applies it. All boxes are original-image pixels ``[y1, x1, y2, x2]``.
+applies it. The selection and its lineage come from ``canvas_selection.plan_highlight``, each
+linked box in its own colour, explained in the legend line under the image. All boxes are
+original-image pixels ``[y1, x1, y2, x2]``.
 """
 
 from __future__ import annotations
@@ -16,39 +18,30 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QMenu, QSlider, QSpinBox,
-                               QToolButton, QWidget)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from viewer.panels.canvas_arrays import (box_of, heat_rgba, mask_image, molded_rect,
-                                         outline_arrays, pick_box, refined_box_of_roi)
+from viewer.panels.canvas_arrays import (heat_rgba, mask_image, molded_rect, outline_arrays,
+                                         pick_box)
+from viewer.panels.canvas_controls import CanvasControls
+from viewer.panels.canvas_filters import default_level
 from viewer.panels.canvas_grid import RawMaskGrid
-from viewer.panels.canvas_plans import ANCHOR_SAMPLE, Overlay, ViewState, class_colour, plan
+from viewer.panels.canvas_plans import Overlay, ViewState, class_colour, plan
+from viewer.panels.canvas_selection import plan_highlight
+from viewer.panels.canvas_styles import BOX_STYLES, STYLES
+from viewer.panels.canvas_text import LabelLayer, legend_html
 from viewer.panels.kit import SessionPanel
 from viewer.session import SELECTION_STAGES
+from viewer.stages import stage_by_key
 
 __all__ = ["CanvasPanel", "class_colour", "outline_arrays", "pick_box"]
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
-_DOT, _DASH, _SOLID = Qt.PenStyle.DotLine, Qt.PenStyle.DashLine, Qt.PenStyle.SolidLine
-# style name -> (rgba, width, pen style, z)
-STYLES = {
-    "faint": ((210, 210, 210, 90), 1, _SOLID, 3),
-    "anchor": ((255, 200, 60, 170), 1, _SOLID, 4),
-    "neutral": ((170, 170, 170, 110), 1, _SOLID, 4),
-    "negative": ((255, 80, 80, 170), 1, _SOLID, 4),
-    "positive": ((60, 255, 90, 255), 2, _SOLID, 5),
-    "dotted": ((255, 200, 60, 200), 1, _DOT, 5),
-    "dashed": ((80, 200, 255, 220), 1, _DASH, 6),
-    "solid": ((60, 255, 140, 210), 1, _SOLID, 7),
-    "gt": ((255, 255, 255, 230), 1.5, _DASH, 8),
-    "window": ((255, 255, 0, 220), 1.5, Qt.PenStyle.DashDotLine, 8),
-    "linked": ((0, 255, 255, 255), 2.5, _SOLID, 20),
-    "selected": ((255, 0, 255, 255), 3.5, _SOLID, 21),
-}
-BOX_STYLES = ("faint", "anchor", "neutral", "negative", "positive", "dotted", "dashed", "solid")
-OVERLAY_TITLES = {"boxes": "Boxes", "masks": "Masks", "labels": "Labels",
-                  "gt": "Ground truth (dashed white)", "window": "Image window (dash-dot)"}
+PEN_STYLES = {"solid": Qt.PenStyle.SolidLine, "dot": Qt.PenStyle.DotLine,
+              "dash": Qt.PenStyle.DashLine, "dashdot": Qt.PenStyle.DashDotLine}
+HIGHLIGHT_STYLES = tuple(name for name in STYLES if name == "selected" or
+                         name.startswith("link:"))
+TEXT_LINE_STYLE = "QLabel { background: rgb(30, 30, 34); color: rgb(215, 215, 220); }"
 EMPTY_HINT = ("Open an image (Ctrl+O) and a model (Ctrl+M), a dataset (Ctrl+D), or a saved "
               "trace (Ctrl+T).\nImages can also be dropped here.")
 
@@ -66,81 +59,35 @@ class CanvasPanel(SessionPanel):
 
     def __init__(self, session, parent=None):
         super().__init__(session, EMPTY_HINT, parent)
-        self.level = 2
-        self.anchor_mode = "sample"
         self.highlighted: dict = {}       # trace stage key -> box drawn highlighted
+        self.highlight = plan_highlight(None, None, {}, "")
         self.last_redraw_ms = 0.0
         self._overlay = Overlay()
         self._base_key = None
         self._mask_key = None
         self._plan_key = None
         self._lut = _lut()
-        self._build_controls()
+        self.controls = CanvasControls(session, self)
+        self.controls.changed.connect(self.redraw)
+        # The controls tests and scripts reach through the canvas.
+        self.level_box, self.anchor_box = self.controls.level_box, self.controls.anchor_box
+        self.threshold_slider = self.controls.threshold_slider
+        self.overlay_boxes = self.controls.overlay_boxes
         self._build_view()
         self.follow(session.traceChanged, self._on_trace, lambda: session.trace)
         for signal in (session.stageChanged, session.selectionChanged,
                        session.scoreThresholdChanged, session.overlaysChanged):
             signal.connect(self.redraw)
-        session.scoreThresholdChanged.connect(self._sync_controls)
-        session.overlaysChanged.connect(self._sync_controls)
-        session.stageChanged.connect(self._sync_stage_controls)
+        session.selectionChanged.connect(self._follow_selected_level)
         self.sync()
-        self._sync_stage_controls()
 
     # ---- widgets -------------------------------------------------------------------------
-
-    def _build_controls(self):
-        bar = QHBoxLayout()
-        bar.setContentsMargins(4, 2, 4, 2)
-        self.level_box = QSpinBox(minimum=2, maximum=6, value=self.level, prefix="P")
-        self.level_box.setToolTip("Pyramid level shown by the Anchors and RPN scores stages")
-        self.level_box.valueChanged.connect(self._on_level)
-        self.anchor_box = QComboBox()
-        self.anchor_box.addItems(["sample", "all"])
-        self.anchor_box.setToolTip(f"Anchors: a sample of {ANCHOR_SAMPLE} per level, or all of it")
-        self.anchor_box.currentTextChanged.connect(self._on_anchor_mode)
-        self.level_label = QLabel("Level")
-        self.threshold_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100)
-        self.threshold_slider.setToolTip("Score threshold: hide boxes and detections scoring below")
-        self.threshold_slider.setMinimumWidth(90)
-        self.threshold_slider.setMaximumWidth(220)
-        self.threshold_slider.valueChanged.connect(
-            lambda v: self.session.set_score_threshold(v / 100.0))
-        self.threshold_label = QLabel("0.00")
-        # Overlay switches live in one drop-down: a row of check boxes would set the canvas's
-        # minimum width and squeeze the docks on a 1280 px screen.
-        self.overlay_button = QToolButton()
-        self.overlay_button.setText("Overlays")
-        self.overlay_button.setToolTip("Choose what is drawn over the image")
-        self.overlay_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(self.overlay_button)
-        self.overlay_boxes = {}
-        for name in self.session.overlays:
-            action = menu.addAction(OVERLAY_TITLES.get(name, name))
-            action.setCheckable(True)
-            action.toggled.connect(lambda on, n=name: self.session.set_overlay(n, on))
-            self.overlay_boxes[name] = action
-        self.overlay_button.setMenu(menu)
-        for item in (self.level_label, self.level_box, self.anchor_box, QLabel("Score ≥"),
-                     self.threshold_slider, self.threshold_label):
-            bar.addWidget(item)
-        bar.addStretch(1)
-        bar.addWidget(self.overlay_button)
-        self._controls = bar
-        self._sync_controls()
-
-    def _sync_stage_controls(self, *_):
-        """Level and anchor mode only matter to the stages that draw one pyramid level."""
-        per_level = self.session.stage in ("anchors", "rpn_scores")
-        for widget in (self.level_label, self.level_box):
-            widget.setVisible(per_level)
-        self.anchor_box.setVisible(self.session.stage == "anchors")
 
     def _build_view(self):
         self.view = pg.GraphicsLayoutWidget()
         self.view.setBackground((30, 30, 34))
         self.view.ci.setContentsMargins(0, 0, 0, 0)
-        self.vb = self.view.addViewBox()
+        self.vb = self.view.addViewBox(row=0, col=0)
         self.vb.setAspectLocked(True)
         self.vb.invertY(True)
         self.vb.setMenuEnabled(False)
@@ -150,10 +97,16 @@ class CanvasPanel(SessionPanel):
         for z, item in enumerate((self.image_item, self.heat_item, self.mask_item)):
             item.setZValue(z)
             self.vb.addItem(item)
+        self.colour_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap="inferno",
+                                          interactive=False, width=14)
+        self.colour_bar.setContentsMargins(0, 8, 0, 8)  # room for the "1.0" tick label
+        self.colour_bar.setVisible(False)  # in the layout only while a heat map is shown
         self.curves = {}
         for name in STYLES:
             self._curve(name)
-        self.labels: list[pg.TextItem] = []
+        self.label_layer = LabelLayer(self.vb)
+        self.labels = self.label_layer.items
+        self.vb.sigRangeChanged.connect(self._on_zoom)
         self.view.scene().sigMouseClicked.connect(self._on_scene_click)
 
         # Raw 28x28 masks as a grid, beside the image (raw masks stage only).
@@ -161,9 +114,11 @@ class CanvasPanel(SessionPanel):
         self.grid_item = self.grid_view.item
         self.grid_view.detectionClicked.connect(lambda row: self.session.select("detection", row))
 
-        self.info = QLabel()
-        self.info.setWordWrap(True)
-        self.info.setContentsMargins(6, 2, 6, 2)
+        self.info = self._text_line()
+        self.legend = self._text_line()
+        self.selection_line = self._text_line()
+        self.selection_line.setToolTip("The selected box (magenta) and the boxes it came from or "
+                                       "became, in their colours. Esc clears the selection.")
         views_box = QWidget()
         views = QHBoxLayout(views_box)
         views.setContentsMargins(0, 0, 0, 0)
@@ -174,51 +129,65 @@ class CanvasPanel(SessionPanel):
         self.set_content(views_box)
         self.stack.setMinimumSize(320, 240)
         self.panel_layout.setSpacing(2)
-        self.panel_layout.insertLayout(0, self._controls)
-        self.panel_layout.addWidget(self.info)
+        self.panel_layout.insertWidget(0, self.controls)
+        captions = QWidget()
+        lines = QVBoxLayout(captions)
+        lines.setContentsMargins(0, 0, 0, 0)
+        lines.setSpacing(0)
+        for line in (self.info, self.legend, self.selection_line):
+            lines.addWidget(line)
+        self.panel_layout.addWidget(captions)
+
+    def _text_line(self) -> QLabel:
+        # On the canvas's dark background: the legend's colour samples are the colours drawn
+        # over the image, and light ones (grid, ground truth) vanish on a light panel.
+        label = QLabel()
+        label.setWordWrap(True)
+        label.setContentsMargins(6, 1, 6, 1)
+        label.setTextFormat(Qt.TextFormat.RichText)
+        label.setStyleSheet(TEXT_LINE_STYLE)
+        return label
 
     def _curve(self, name: str) -> pg.PlotCurveItem:
         curve = self.curves.get(name)
         if curve is None:
             if name.startswith("class:"):
-                rgba, width, style, z = class_colour(int(name[6:])) + (255,), 2, _SOLID, 9
+                rgba, width, style, z = class_colour(int(name[6:])) + (255,), 2, "solid", 9
             else:
                 rgba, width, style, z = STYLES[name]
-            curve = pg.PlotCurveItem(pen=pg.mkPen(rgba, width=width, style=style),
+            curve = pg.PlotCurveItem(pen=pg.mkPen(rgba, width=width, style=PEN_STYLES[style]),
                                      connect="finite", antialias=False)
             curve.setZValue(z)
             self.vb.addItem(curve)
             self.curves[name] = curve
         return curve
 
-    def _sync_controls(self, *_):
-        value = int(round(self.session.score_threshold * 100))
-        if self.threshold_slider.value() != value:
-            self.threshold_slider.blockSignals(True)
-            self.threshold_slider.setValue(value)
-            self.threshold_slider.blockSignals(False)
-        self.threshold_label.setText(f"{self.session.score_threshold:.2f}")
-        for name, box in self.overlay_boxes.items():
-            box.blockSignals(True)
-            box.setChecked(self.session.overlays.get(name, True))
-            box.blockSignals(False)
+    @property
+    def level(self) -> int:
+        return self.controls.level
 
-    def _on_level(self, level: int):
-        self.level = int(level)
-        self.redraw()
-
-    def _on_anchor_mode(self, mode: str):
-        self.anchor_mode = mode
-        self.redraw()
+    @property
+    def anchor_mode(self) -> str:
+        return self.controls.anchor_box.currentText()
 
     def set_level(self, level: int) -> None:
         self.level_box.setValue(level)
 
     def view_state(self) -> ViewState:
         """The view options the current stage's plan depends on."""
-        return ViewState(level=self.level, anchor_mode=self.anchor_mode,
+        controls = self.controls
+        return ViewState(level=controls.level, anchor_mode=self.anchor_mode,
+                         top_n=controls.top_n, box_level=controls.box_level,
                          score_threshold=self.session.score_threshold,
                          overlays=dict(self.session.overlays))
+
+    def caption_lines(self) -> list:
+        """What the view shows, in words, for exported pictures: [(rich text)], the stage
+        title and note, the legend, the selection."""
+        stage = stage_by_key(self.session.stage).title if self.session.trace is not None else ""
+        lines = [f"<b>{stage}</b> · {self.info.text()}" if stage else self.info.text()]
+        return lines + [line.text() for line in (self.legend, self.selection_line)
+                        if line.text()]
 
     # ---- session -> drawing --------------------------------------------------------------
 
@@ -229,28 +198,63 @@ class CanvasPanel(SessionPanel):
         if trace is not None and "input" in trace:
             height, width = trace.image.shape[:2]
             self.vb.setRange(QRectF(0, 0, width, height), padding=0.02)
+        if trace is not None:
+            # Open on the level with something to see, not a near-blank P2.
+            self.level_box.blockSignals(True)
+            self.level_box.setValue(default_level(trace))
+            self.level_box.blockSignals(False)
         self.redraw()
+
+    def _follow_selected_level(self, selection):
+        """Show the selected box's anchor level in the one-level stages (Anchors, RPN scores)."""
+        if selection is None or self.session.trace is None:
+            return
+        anchor = self.session.linked().get("anchors")
+        levels = self.session.trace.get("anchors", {}).get("levels")
+        if anchor is not None and levels is not None and 0 <= anchor < len(levels):
+            self.set_level(int(levels[anchor]))
 
     def redraw(self, *_):
         """Draw the current stage of the session's trace (all items updated in place)."""
         start = time.perf_counter()
         trace = self.session.trace
-        key = (id(trace), self.session.stage, self.session.score_threshold, self.level,
-               self.anchor_mode, tuple(sorted(self.session.overlays.items())))
+        view = self.view_state()
+        key = (id(trace), self.session.stage, view.score_threshold, view.level, view.anchor_mode,
+               view.top_n, view.box_level, tuple(sorted(view.overlays.items())))
         if key != self._plan_key:
             # The stage's boxes, labels and heat map change only with this key; a selection
             # change redraws just the highlight (and the cached mask image).
-            overlay = Overlay() if trace is None else plan(self.session.stage, trace,
-                                                           self.view_state())
+            overlay = Overlay() if trace is None else plan(self.session.stage, trace, view)
             self._overlay, self._plan_key = overlay, key
             self._apply_base(trace, overlay.base)
             self._apply_boxes(overlay)
             self._apply_labels(overlay)
             self._apply_heat(overlay)
-            self.info.setText(overlay.note)
+            self._apply_notes(overlay)
         self._apply_highlight(trace)
         self._apply_masks(trace, self._overlay)
         self.last_redraw_ms = (time.perf_counter() - start) * 1000.0
+
+    def _on_zoom(self, *_):
+        hidden = self.label_layer.hidden
+        self.label_layer.place()
+        if self.label_layer.hidden != hidden:
+            self._apply_notes(self._overlay)
+
+    def _apply_notes(self, overlay):
+        note = overlay.note
+        if self.label_layer.hidden:
+            note += (f"; {self.label_layer.hidden} overlapping labels hidden (zoom in to see "
+                     "them)")
+        self.info.setText(note)
+        shown = self.session.overlays.get("boxes", True)
+        self._set_line(self.legend, legend_html(overlay.legend, "Legend: ")
+                       if overlay.legend and shown else "")
+
+    @staticmethod
+    def _set_line(label, text):
+        label.setText(text)
+        label.setVisible(bool(text))  # an empty line would leave a gap under the image
 
     def _apply_base(self, trace, base):
         if trace is None:
@@ -276,7 +280,7 @@ class CanvasPanel(SessionPanel):
         for name in list(overlay.boxes):
             self._curve(name)
         for name, curve in self.curves.items():
-            if name in ("selected", "linked"):
+            if name in HIGHLIGHT_STYLES:
                 continue
             boxes = overlay.boxes.get(name)
             hidden = not show_boxes and (name in BOX_STYLES or name.startswith("class:"))
@@ -289,53 +293,26 @@ class CanvasPanel(SessionPanel):
                 curve.setVisible(True)
 
     def _apply_highlight(self, trace):
-        """The selected item (magenta) and its linked items in other stages (cyan), any stage."""
-        self.highlighted = {}
+        """The selected item (magenta) and its lineage in other stages (a colour per stage),
+        explained in the selection line."""
         selection = self.session.selection
-        selected, linked = [], []
-        if trace is not None and selection is not None:
-            own_key = SELECTION_STAGES[selection.kind]
-            for key, row in self.session.linked().items():
-                box = box_of(trace, key, row)
-                if box is None:
-                    continue
-                self.highlighted[key] = box
-                (selected if key == own_key else linked).append(box)
-            refined = self._refined_box(trace)
-            if refined is not None:
-                self.highlighted["heads/refined"] = refined
-                linked.append(refined)
-        for name, boxes in (("selected", selected), ("linked", linked)):
+        own_key = SELECTION_STAGES[selection.kind] if selection is not None else None
+        self.highlight = plan_highlight(trace, own_key, self.session.linked(),
+                                        self.session.stage)
+        self.highlighted = dict(self.highlight.drawn)
+        for name in HIGHLIGHT_STYLES:
+            boxes = self.highlight.boxes.get(name, np.zeros((0, 4)))
             curve = self.curves[name]
             curve.setData(*outline_arrays(boxes), connect="finite")
-            curve.setVisible(bool(boxes))
-
-    def _refined_box(self, trace):
-        """Class-specific refined box of the selection's ROI (ROI refinement stage only)."""
-        if self.session.stage != "roi_refinement":
-            return None
-        return refined_box_of_roi(trace, self.session.linked().get("proposals/post_nms"))
+            curve.setVisible(bool(len(boxes)))
+        entries = self.highlight.entries
+        self._set_line(self.selection_line, legend_html(entries, "Selected: ") if entries else "")
 
     def _apply_labels(self, overlay):
         labels = overlay.labels if self.session.overlays.get("labels", True) else []
         trace = self.session.trace
-        self._label_room = 0.05 * trace.image.shape[0] if trace is not None else 0.0
-        while len(self.labels) < len(labels):
-            item = pg.TextItem(anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 150))
-            item.setZValue(30)
-            self.vb.addItem(item)
-            self.labels.append(item)
-        for item, (box, text, rgb) in zip(self.labels, labels):
-            if getattr(item, "_key", None) != (text, rgb):
-                item.setText(text, color=rgb)
-                item._key = (text, rgb)
-            # Above the box, or just inside it where "above" would leave the image.
-            inside = float(box[0]) < self._label_room
-            item.setAnchor((0, 0) if inside else (0, 1))
-            item.setPos(float(box[1]), float(box[0]))
-            item.setVisible(True)
-        for item in self.labels[len(labels):]:
-            item.setVisible(False)
+        bounds = trace.image.shape[:2] if trace is not None else (0, 0)
+        self.label_layer.show(labels, bounds)
 
     def _apply_heat(self, overlay):
         if overlay.heat is not None:
@@ -345,6 +322,16 @@ class CanvasPanel(SessionPanel):
             self.heat_item.setVisible(True)
         else:
             self.heat_item.setVisible(False)
+        shown = self.colour_bar.isVisible()
+        if overlay.colour_bar is not None:
+            label, low, high = overlay.colour_bar
+            self.colour_bar.setLevels((low, high))
+            self.colour_bar.axis.setLabel(label)
+            if not shown:
+                self.view.addItem(self.colour_bar, row=0, col=1)
+        elif shown:
+            self.view.ci.removeItem(self.colour_bar)
+        self.colour_bar.setVisible(overlay.colour_bar is not None)
 
     def _apply_masks(self, trace, overlay):
         rgba = self._mask_image(trace, overlay)

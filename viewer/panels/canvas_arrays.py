@@ -91,9 +91,22 @@ def mask_image(trace, mode: str, rows, show_gt: bool, lut, colour_of) -> np.ndar
         if mode == "raw":
             paint_raw_mask(rgba, box, trace["masks/raw"]["masks"][row], lut, MASK_ALPHA + 80)
         elif "masks" in trace:
-            paint_mask(rgba, box, trace["masks"]["masks"][..., row],
-                       tuple(colour_of(det["class_ids"][row])) + (MASK_ALPHA,))
+            colour = tuple(colour_of(det["class_ids"][row]))
+            mask = trace["masks"]["masks"][..., row]
+            paint_mask(rgba, box, mask, colour + (MASK_ALPHA,))
+            # An opaque outline keeps the class colour readable: a translucent fill alone
+            # mixes with the image (red over cyan reads as grey).
+            paint_mask(rgba, box, mask_outline(mask), colour + (255,))
     return rgba
+
+
+def mask_outline(mask) -> np.ndarray:
+    """[H, W] bool: the pixels of ``mask`` with a 4-neighbour outside it (or on the border)."""
+    mask = np.asarray(mask).astype(bool)
+    inner = np.zeros_like(mask)
+    inner[1:-1, 1:-1] = (mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1]
+                         & mask[1:-1, :-2] & mask[1:-1, 2:])
+    return mask & ~inner
 
 
 def clip_box(box, shape) -> tuple[int, int, int, int]:

@@ -12,23 +12,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mrcnn.targets import NEGATIVE, NEUTRAL, POSITIVE
-from mrcnn.trace_views import max_score_per_cell
+from mrcnn.trace_views import level_cell_shape, max_score_per_cell
 from viewer.panels.canvas_arrays import heat_rect
+from viewer.panels.canvas_filters import (DEFAULT_TOP_N, cell_grid_lines, filter_rows,
+                                          post_nms_levels, pre_nms_levels)
+from viewer.panels.canvas_selection import class_name
+from viewer.panels.canvas_styles import CLASS_COLOURS, class_colour
 from viewer.stages import stage_by_key
+
+__all__ = ["CLASS_COLOURS", "Overlay", "ViewState", "class_colour", "plan"]
 
 MAX_BOXES = 1000          # per style; more are dropped lowest score first (noted in the info line)
 ANCHOR_SAMPLE = 300       # anchors drawn per level in "sample" mode
 ANCHOR_ALL_LIMIT = 50000  # "all" mode cap: P2 of a 1024 image has ~200k anchors
 RPN_TOP_ANCHORS = 50      # best anchors of the level outlined (and clickable) over the heat map
-CLASS_COLOURS = [(255, 99, 71), (60, 220, 120), (255, 215, 0), (80, 160, 255), (255, 105, 200),
-                 (0, 230, 230), (255, 160, 40), (170, 120, 255), (190, 240, 60), (255, 255, 255)]
 MATCH_STYLES = {POSITIVE: "positive", NEGATIVE: "negative", NEUTRAL: "neutral"}
 NO_DATA_NOTE = "This trace has no data for this stage."
-
-
-def class_colour(class_id: int) -> tuple:
-    """RGB of class ``class_id`` (1-based; colours repeat every len(CLASS_COLOURS) classes)."""
-    return CLASS_COLOURS[(int(class_id) - 1) % len(CLASS_COLOURS)]
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,8 @@ class ViewState:
     """The view options a plan depends on (everything else comes from the trace)."""
 
     level: int = 2                      # pyramid level of the anchors / RPN scores stages
+    top_n: int = DEFAULT_TOP_N          # refined anchors / proposals: best N drawn (0: all)
+    box_level: int = 0                  # refined anchors / proposals: only this level (0: all)
     anchor_mode: str = "sample"         # "sample" or "all"
     score_threshold: float = 0.0        # boxes scoring below are hidden
     overlays: dict = field(default_factory=dict)  # name -> shown (missing: shown)
@@ -56,6 +57,8 @@ class Overlay:
     mask_rows: np.ndarray | None = None           # detections whose masks are drawn
     base: str = "image"                           # "image" or "molded"
     note: str = ""
+    legend: list = field(default_factory=list)    # (style or "class:<id>", text) explained
+    colour_bar: tuple | None = None               # (label, low, high) of the heat map
 
 
 def plan(stage: str, trace, view: ViewState) -> Overlay:
@@ -113,8 +116,10 @@ def plan_anchors(trace, view: ViewState) -> Overlay:
         for state, style in MATCH_STYLES.items():
             overlay.boxes[style] = boxes[match[rows] == state]
     overlay.note = (f"P{level}: showing {len(rows)} of {total} anchors"
-                    + ("; green positive, red negative, grey neutral (RPN targets)"
-                       if match is not None else ""))
+                    + ("; coloured by RPN target" if match is not None else ""))
+    overlay.legend = ([("positive", "positive"), ("negative", "negative"),
+                       ("neutral", "neutral (ignored by the RPN loss)")]
+                      if match is not None else [("anchor", "anchor")])
     if match is not None and not np.any(match[anchors["levels"] == level] == POSITIVE):
         # Say where the positives are, or the user hunts for green boxes that are not here.
         levels = anchors["levels"][match == POSITIVE]
@@ -127,38 +132,60 @@ def plan_anchors(trace, view: ViewState) -> Overlay:
 def plan_rpn_scores(trace, view: ViewState) -> Overlay:
     level = view.level
     peak = max_score_per_cell(trace, level)
-    heat = None if peak is None else (np.clip(peak, 0.0, 1.0), heat_rect(trace, level))
+    rect = heat_rect(trace, level)
+    heat = None if peak is None or rect is None else (np.clip(peak, 0.0, 1.0), rect)
     rows = np.flatnonzero(trace["anchors"]["levels"] == level)
     scores = trace["rpn/scores"]["scores"][rows]
     top = rows[np.argsort(-scores, kind="stable")[:RPN_TOP_ANCHORS]]
     boxes = trace["anchors"]["boxes"][top]
     overlay = Overlay(heat=heat, pick=("anchor", top, boxes), boxes={"dotted": boxes})
-    overlay.note = (f"P{level}: objectness, max over anchors per cell "
-                    f"(max {scores.max() if len(scores) else 0:.2f}); dotted: the "
-                    f"{len(top)} best anchors of the level" if heat else
-                    f"P{level}: level shape unknown, no heat map")
+    if heat is None:
+        overlay.note = f"P{level}: level shape unknown, no heat map"
+        return overlay
+    cells = level_cell_shape(trace, level)
+    grid = cell_grid_lines(rect, cells)
+    half = rect[2] / cells[1] / 2
+    overlay.boxes["grid"] = grid
+    overlay.colour_bar = ("objectness", 0.0, 1.0)
+    overlay.note = (f"P{level}: objectness, the max over each cell's anchors (best "
+                    f"{scores.max() if len(scores) else 0:.2f}). Cell (i, j) is centred on its "
+                    f"anchors' centre (i·stride, j·stride), matterport's convention, so the map "
+                    f"starts half a cell ({half:.0f} px) above and left of the image"
+                    + ("" if len(grid) else f"; {cells[0]}x{cells[1]} cells, grid not drawn"))
+    overlay.legend = [("dotted", f"the {len(top)} best anchors of P{level}")] + \
+        ([("grid", "feature cells")] if len(grid) else [])
     return overlay
 
 
 def plan_refined_anchors(trace, view: ViewState) -> Overlay:
     pre = trace["proposals/pre_nms"]
-    rows, dropped = rows_above(pre["scores"], view.score_threshold)
+    rows, kept = filter_rows(pre["scores"], pre_nms_levels(trace), view.score_threshold,
+                             view.top_n, view.box_level)
+    rows, dropped = cap_rows(rows, pre["scores"])
     anchors = trace["anchors"]["boxes"][pre["anchor_indices"][rows]]
     return Overlay(boxes={"dotted": anchors, "dashed": pre["unclipped"][rows],
                           "solid": pre["boxes"][rows]},
                    pick=("pre_nms", rows, pre["boxes"][rows]),
-                   note=f"{len(rows)} of {len(pre['scores'])} refined anchors{dropped}; "
-                        "dotted anchor, dashed refined, solid clipped")
+                   note=f"Refined anchors: {kept} by score{dropped}{in_all(kept, pre['scores'])}",
+                   legend=[("dotted", "anchor"), ("dashed", "refined by the RPN deltas"),
+                           ("solid", "clipped to the image")])
 
 
 def plan_proposals(trace, view: ViewState) -> Overlay:
     pre, post = trace["proposals/pre_nms"], trace["proposals/post_nms"]
-    pre_rows, _ = rows_above(pre["scores"], view.score_threshold)
-    rows, dropped = rows_above(post["scores"], view.score_threshold)
+    rows, kept = filter_rows(post["scores"], post_nms_levels(trace), view.score_threshold,
+                             view.top_n, view.box_level)
+    rows, dropped = cap_rows(rows, post["scores"])
+    # Before NMS: the same filters, so the faint boxes stay as readable as the solid ones.
+    pre_rows, _ = filter_rows(pre["scores"], pre_nms_levels(trace), view.score_threshold,
+                              view.top_n, view.box_level)
+    pre_rows, _ = cap_rows(pre_rows, pre["scores"])
     return Overlay(boxes={"faint": pre["boxes"][pre_rows], "solid": post["boxes"][rows]},
                    pick=("proposal", rows, post["boxes"][rows]),
-                   note=f"{len(rows)} of {len(post['scores'])} proposals after NMS{dropped} "
-                        f"(faint: {len(pre_rows)} before NMS)")
+                   note=f"Proposals after NMS: {kept} by score{dropped}"
+                        f"{in_all(kept, post['scores'])}",
+                   legend=[("solid", "proposal (kept by NMS)"),
+                           ("faint", f"{len(pre_rows)} best before NMS")])
 
 
 def plan_roi_refinement(trace, view: ViewState) -> Overlay:
@@ -171,8 +198,9 @@ def plan_roi_refinement(trace, view: ViewState) -> Overlay:
     return Overlay(boxes={"dotted": rois, "solid": refined},
                    pick=("proposal", np.concatenate([rows, rows]),
                          np.concatenate([refined, rois])),
-                   note=f"{len(rows)} foreground ROIs of {len(probs)}{dropped}; "
-                        "dotted ROI, solid refined for its most likely class")
+                   note=f"{len(rows)} foreground ROIs of {len(probs)}{dropped}",
+                   legend=[("dotted", "ROI (proposal)"),
+                           ("solid", "refined box for its most likely class")])
 
 
 def plan_detections(trace, view: ViewState) -> Overlay:
@@ -204,23 +232,43 @@ def plan_composite(trace, view: ViewState) -> Overlay:
 
 
 def detection_overlay(trace, view: ViewState, labels: bool) -> Overlay:
-    """Detections at or above the threshold, one box style per class, labels for the first 100."""
+    """Detections at or above the threshold, one box style per class, a legend of the classes
+    drawn, and labels for the best 100 (best score first: they are placed first)."""
     det = trace["detections"]
     rows, _ = rows_above(det["scores"], view.score_threshold)
     boxes = np.asarray(det["boxes"], np.float32).reshape(-1, 4)
     overlay = Overlay(pick=("detection", rows, boxes[rows]), mask_rows=rows)
-    names = trace.class_names
-    for class_id in np.unique(det["class_ids"][rows]):
-        overlay.boxes[f"class:{int(class_id)}"] = boxes[rows[det["class_ids"][rows] == class_id]]
+    class_ids = np.asarray(det["class_ids"]).reshape(-1)
+    for class_id in np.unique(class_ids[rows]):
+        overlay.boxes[f"class:{int(class_id)}"] = boxes[rows[class_ids[rows] == class_id]]
+        overlay.legend.append((f"class:{int(class_id)}", class_name(trace, class_id)))
     if labels:
-        for row in rows[:100]:
-            class_id = int(det["class_ids"][row])
-            name = names[class_id] if class_id < len(names) else f"class {class_id}"
-            overlay.labels.append((boxes[row], f"{name} {float(det['scores'][row]):.2f}",
+        best = rows[np.argsort(-np.asarray(det["scores"])[rows], kind="stable")[:100]]
+        for row in best:
+            class_id = int(class_ids[row])
+            overlay.labels.append((boxes[row], f"{class_name(trace, class_id)} "
+                                               f"{float(det['scores'][row]):.2f}",
                                    class_colour(class_id)))
     overlay.note = (f"{len(rows)} of {len(boxes)} detections with score ≥ "
                     f"{view.score_threshold:.2f}")
     return overlay
+
+
+def in_all(kept: str, scores) -> str:
+    """The " (N in all)" of a filter note that does not end with the total already, and a hint
+    on how to see more."""
+    total = len(scores)
+    return ("" if kept.endswith(f" {total}") else f" ({total} in all)") + \
+        "; Top, Level and Score ≥ choose which"
+
+
+def cap_rows(rows, scores) -> tuple[np.ndarray, str]:
+    """``rows`` cut to the MAX_BOXES best by score (in row order), and a note on drops."""
+    if len(rows) <= MAX_BOXES:
+        return rows, ""
+    scores = np.asarray(scores)
+    best = np.sort(rows[np.argsort(-scores[rows], kind="stable")[:MAX_BOXES]])
+    return best, f" (best {MAX_BOXES} of {len(rows)} shown)"
 
 
 def rows_above(scores, threshold: float) -> tuple[np.ndarray, str]:
