@@ -24,6 +24,7 @@ from viewer.panels.canvas_arrays import (box_of, heat_rgba, mask_image, molded_r
 from viewer.panels.canvas_grid import RawMaskGrid
 from viewer.panels.canvas_plans import ANCHOR_SAMPLE, Overlay, ViewState, class_colour, plan
 from viewer.panels.kit import SessionPanel
+from viewer.panels.verdict_layer import VerdictLayer
 from viewer.session import SELECTION_STAGES
 
 __all__ = ["CanvasPanel", "class_colour", "outline_arrays", "pick_box"]
@@ -155,6 +156,7 @@ class CanvasPanel(SessionPanel):
             self._curve(name)
         self.labels: list[pg.TextItem] = []
         self.view.scene().sigMouseClicked.connect(self._on_scene_click)
+        self.verdicts = VerdictLayer(self.session, self.vb)  # GT verdicts, diagnosis evidence
 
         # Raw 28x28 masks as a grid, beside the image (raw masks stage only).
         self.grid_view = RawMaskGrid()
