@@ -140,6 +140,8 @@ def open_startup(window, args) -> None:
     if args.trace:
         window.open_trace(args.trace)
     spec, data, problem = startup_plan(args)
+    if spec is not None and spec.demo and not args.panel and "Diagnosis" in window.docks:
+        window.docks["Diagnosis"].raise_()  # the demo's first screen: why each object was found
     if problem:
         window.show_error(*problem)
     if data is not None:
