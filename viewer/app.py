@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print tracebacks of errors on stderr")
     parser.add_argument("--stage", choices=STAGE_KEYS, help=argparse.SUPPRESS)
     parser.add_argument("--panel", help=argparse.SUPPRESS)  # dock to raise, for screenshots
+    parser.add_argument("--select", metavar="KIND:ROW", help=argparse.SUPPRESS)  # e.g. gt:0
     return parser
 
 
@@ -127,6 +128,8 @@ def main(argv=None) -> int:
     window.document.pending_stage = args.stage
     if args.panel in window.docks:
         window.docks[args.panel].raise_()
+    if args.select:
+        _select_on_first_trace(window, args.select)
     # Open once the event loop runs: an exit() asked for before exec() (a trace ready at
     # once, an error at once) would be lost, and --quit-after-trace would never quit.
     QTimer.singleShot(0, lambda: open_startup(window, args))
@@ -150,6 +153,22 @@ def open_startup(window, args) -> None:
         window.open_image(args.image, spec)
     elif spec is not None:
         window.set_model(spec)
+
+
+def _select_on_first_trace(window, text: str) -> None:
+    """--select KIND:ROW (hidden, for screenshots): select that item once the first trace shows
+    (after the trace's own selection reset and the --stage jump)."""
+    from PySide6.QtCore import QTimer
+
+    kind, _, row = text.partition(":")
+    if not row.isdigit():
+        raise SystemExit(f"mrcnn-viewer: --select expects KIND:ROW such as gt:0, got {text!r}")
+
+    def select(trace):
+        if trace is not None and not getattr(window, "_selected_once", False):
+            window._selected_once = True
+            QTimer.singleShot(0, lambda: window.session.select(kind, int(row)))
+    window.session.traceChanged.connect(select)
 
 
 def _first_trace_ready(app, window, trace, args) -> None:

@@ -106,7 +106,7 @@ def test_canvas_draws_verdict_colours_and_evidence(qtbot):
     plan = canvas.verdicts.last_plan
     assert {rgb: len(b) for rgb, b in plan.gt_boxes.items()} == {(60, 220, 90): 1,
                                                                  (255, 140, 30): 1}
-    assert [text for _, text, _ in plan.labels] == ["GT 1: low score"]
+    assert [label[1] for label in plan.labels] == ["GT 1: low score"]
     session.set_stage("roi_refinement")
     session.select("gt", 1)
     roi = diagnosis_of(trace).gt[1].details["roi"]
@@ -123,8 +123,8 @@ def test_plan_shows_the_suppressor_at_the_proposals_stage():
     plan = verdict_plan(trace, diagnosis, "proposals", Selection("gt", 0))
     np.testing.assert_array_equal(plan.boxes["evidence"], [b])      # suppressed, covered GT
     np.testing.assert_array_equal(plan.boxes["evidence_by"], [a])   # the one that suppressed it
-    assert [text for _, text, _ in plan.labels] == [
-        "GT 0: proposal NMS", "suppressed · IoU 0.71", "suppressed by · score 0.90"]
+    assert [label[1] for label in plan.labels] == [
+        "GT 0: proposal NMS", "suppressed 1 · IoU 0.71", "suppressed by 0 · score 0.90"]
     # Evidence lives in the proposal stages: none at the anchors stage.
     assert verdict_plan(trace, diagnosis, "anchors", Selection("gt", 0)).boxes == {}
 
@@ -148,3 +148,29 @@ def test_attached_diagnosis_is_used_not_recomputed():
     trace.meta["diagnosis"] = stored
     assert diagnosis_of(trace).gt[1].cause == "mask"
     assert "mask 1" in summary_text(Diagnosis.from_trace(trace))
+
+
+def test_background_roi_label_names_its_two_likeliest_classes():
+    def background_head(rois):
+        probs = np.tile(np.array([[0.9, 0.07, 0.03]], np.float32), (len(rois), 1))
+        return probs, np.repeat(np.asarray(rois, np.float32)[:, None], 3, axis=1)
+
+    trace = build_trace([G0], [0.9], [G0], [1], head=background_head)
+    diagnosis = diagnosis_of(trace)
+    assert diagnosis.gt[0].cause == "background"
+    plan = verdict_plan(trace, diagnosis, "roi_refinement", Selection("gt", 0))
+    texts = [label[1] for label in plan.labels]
+    assert texts[0] == "GT 0: called background"
+    assert texts[1].startswith("ROI 0 · BG 0.90, a 0.07")
+    np.testing.assert_array_equal(plan.boxes["evidence"][0], G0)  # the ROI is the anchor
+
+
+def test_labels_on_one_box_are_joined():
+    def background_head(rois):
+        probs = np.tile(np.array([[0.9, 0.07, 0.03]], np.float32), (len(rois), 1))
+        return probs, np.repeat(np.asarray(rois, np.float32)[:, None], 3, axis=1)
+
+    trace = build_trace([G0], [0.9], [G0], [1], head=background_head)
+    plan = verdict_plan(trace, diagnosis_of(trace), "roi_refinement", Selection("gt", 0))
+    tops = [label for label in plan.labels if label[3] == "top"]
+    assert len(tops) == 1 and tops[0][1] == "ROI 0 · BG 0.90, a 0.07\ncovering ROI 0 · IoU 1.00"

@@ -17,6 +17,7 @@ from viewer.diagnosis_view import verdict_colour, verdict_title
 from viewer.stages import stage_by_key
 
 MAX_EVIDENCE_BOXES = 200   # per evidence item: "matching anchors" can be thousands
+EVIDENCE_RGB = {"evidence": (190, 130, 255), "evidence_by": (255, 70, 150)}
 # Evidence roles drawn as "what did it" (the suppressor, the detection that took the GT) in the
 # "evidence_by" style; every other role is "evidence" (what belongs to the GT).
 BY_ROLES = ("suppressed_by", "related_gt")
@@ -36,7 +37,7 @@ class VerdictOverlay:
 
     gt_boxes: dict = field(default_factory=dict)   # rgb tuple -> [G, 4]
     boxes: dict = field(default_factory=dict)      # "evidence" / "evidence_by" -> [N, 4]
-    labels: list = field(default_factory=list)     # (box [4], text, rgb)
+    labels: list = field(default_factory=list)     # (box [4], text, rgb, "top" | "bottom")
 
 
 def evidence_boxes(trace, evidence) -> np.ndarray:
@@ -77,7 +78,7 @@ def verdict_plan(trace, diagnosis, stage: str, selection=None, view=None) -> Ver
                 if not verdict.detected and shows("labels"):
                     overlay.labels.append((gt_boxes[verdict.index],
                                            f"GT {verdict.index}: {verdict_title(verdict.cause)}",
-                                           rgb))
+                                           rgb, "bottom"))
         overlay.gt_boxes = {rgb: np.asarray(b, np.float32) for rgb, b in overlay.gt_boxes.items()}
     verdict = selected_verdict(diagnosis, selection)
     if verdict is not None:
@@ -109,17 +110,37 @@ def _add_evidence(overlay, trace, verdict, stage, labels) -> None:
         style = "evidence_by" if item.role in BY_ROLES else "evidence"
         boxes[style].extend(found)
         if labels and len(found):
-            overlay.labels.append((found[0], _evidence_label(item),
-                                   (0, 230, 255) if style == "evidence_by" else (255, 90, 255)))
+            _add_label(overlay.labels, found[0], _evidence_label(item, trace.class_names),
+                       EVIDENCE_RGB[style])
     overlay.boxes = {style: np.asarray(b, np.float32).reshape(-1, 4)
                      for style, b in boxes.items() if b}
 
 
-def _evidence_label(item) -> str:
-    """'suppressed by · IoU 0.65' — the role and the first row's main number."""
+def _add_label(labels, box, text, rgb) -> None:
+    """A top-corner label; one on the same box as an earlier one joins it as a second line
+    (the ROI of a verdict is often also the first covering ROI)."""
+    for i, (other, other_text, other_rgb, corner) in enumerate(labels):
+        if corner == "top" and np.array_equal(other, box):
+            labels[i] = (other, f"{other_text}\n{text}", other_rgb, corner)
+            return
+    labels.append((box, text, rgb, "top"))
+
+
+def _evidence_label(item, class_names=()) -> str:
+    """'suppressed by · IoU 0.65' — the role and the first row's main number; an ROI's two
+    most likely classes ('ROI 7 · BG 0.94, triangle 0.05')."""
     text = ROLE_TITLES.get(item.role, item.role.replace("_", " "))
     if len(item.indices) > 1:
         text += f" ×{len(item.indices)}"
+    elif item.indices:
+        text += f" {item.indices[0]}"
+    probs = item.values.get("probs")
+    if probs:
+        row = np.asarray(probs[0], float)
+        names = list(class_names or [])
+        top = np.argsort(-row, kind="stable")[:2]
+        return text + " · " + ", ".join(
+            f"{names[c] if c < len(names) else c} {row[c]:.2f}" for c in top)
     for name, label in (("iou", "IoU"), ("score", "score"), ("rank", "rank"),
                         ("mask_iou", "mask IoU")):
         values = item.values.get(name)

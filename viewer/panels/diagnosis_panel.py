@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QSplitter, QTableView,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHeaderView, QLabel, QScrollArea,
+                               QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from mrcnn.diagnose import explain_detection, explain_gt
 from viewer.diagnosis_view import (diagnosis_of, evidence_lines, summary_text, verdict_colour,
@@ -62,23 +62,28 @@ class DiagnosisPanel(SessionPanel):
         self.detail.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.detail.setContentsMargins(4, 2, 4, 4)
-        self.detail.setMinimumHeight(60)
+        # Scrolls: a verdict with several evidence items is longer than the pane.
+        detail_area = QScrollArea()
+        detail_area.setWidget(self.detail)
+        detail_area.setWidgetResizable(True)
+        detail_area.setFrameShape(QFrame.Shape.NoFrame)
+        detail_area.setMinimumHeight(90)
         splitter = QSplitter(Qt.Orientation.Vertical)
-        for title, widget in (("Ground-truth objects — click a missed one to see where it was "
-                               "lost", self.gt_view), ("Detections", self.det_view)):
+        for title, widget in (("Ground-truth objects <small>(click a miss: where it was "
+                               "lost)</small>", self.gt_view),
+                              ("Detections <small>(TIDE's error types)</small>", self.det_view)):
             box = QWidget()
             layout = QVBoxLayout(box)
             layout.setContentsMargins(0, 0, 0, 0)
             layout.setSpacing(1)
             label = QLabel(f"<b>{title}</b>")
+            label.setWordWrap(True)
             label.setContentsMargins(4, 2, 4, 0)
             layout.addWidget(label)
             layout.addWidget(widget)
             splitter.addWidget(box)
-        splitter.addWidget(self.detail)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        splitter.setStretchFactor(2, 1)
+        splitter.addWidget(detail_area)
+        splitter.setSizes([300, 300, 170])
         page = QWidget()
         layout = QVBoxLayout(page)
         layout.setContentsMargins(0, 0, 0, 0)

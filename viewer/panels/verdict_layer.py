@@ -13,13 +13,12 @@ from PySide6.QtCore import Qt
 from viewer.diagnosis_view import diagnosis_of
 from viewer.panels.canvas_arrays import outline_arrays
 from viewer.panels.canvas_plans import ViewState
-from viewer.panels.canvas_verdicts import verdict_plan
+from viewer.panels.canvas_verdicts import EVIDENCE_RGB, verdict_plan
 
 # style -> (rgba, width, pen style, z): above the stage's boxes, below the selection (21).
-EVIDENCE_STYLES = {
-    "evidence": ((255, 90, 255, 235), 2.0, Qt.PenStyle.SolidLine, 18),
-    "evidence_by": ((0, 230, 255, 235), 2.0, Qt.PenStyle.DashLine, 19),
-}
+# Colours apart from the canvas's selection (magenta) and linked items (cyan).
+EVIDENCE_STYLES = {style: ((*rgb, 240), 2.5, pen, z) for (style, rgb), pen, z in zip(
+    EVIDENCE_RGB.items(), (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine), (18, 19))}
 GT_WIDTH, GT_Z = 2.0, 12
 LABEL_Z = 31
 
@@ -75,11 +74,12 @@ class VerdictLayer:
             item.setZValue(LABEL_Z)
             self.vb.addItem(item)
             self.labels.append(item)
-        for item, (box, text, rgb) in zip(self.labels, labels):
+        for item, (box, text, rgb, corner) in zip(self.labels, labels):
             item.setText(text, color=rgb)
-            # Inside the box's bottom-left corner: the stage's own labels sit above boxes.
-            item.setAnchor((0, 1))
-            item.setPos(float(box[1]), float(box[2]))
+            # Inside the box (the stage's own labels sit above boxes): GT verdicts at the
+            # bottom-left corner, evidence at the top-left.
+            item.setAnchor((0, 1) if corner == "bottom" else (0, 0))
+            item.setPos(float(box[1]), float(box[2] if corner == "bottom" else box[0]))
             item.setVisible(True)
         for item in self.labels[len(labels):]:
             item.setVisible(False)
