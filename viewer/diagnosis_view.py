@@ -140,3 +140,31 @@ def evidence_lines(verdict, class_names=None) -> list[str]:
 
 def _number(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def gt_links(trace, index: int) -> dict:
+    """Rows of other stages linked to GT ``index`` (``Session.linked`` for a GT selection): its
+    detection and that detection's lineage, else what its verdict names — the ROI that lost
+    it (with its pre-NMS box and anchor), the pre-NMS proposal or the best anchor, and the
+    detection candidate."""
+    diagnosis = diagnosis_of(trace)
+    if diagnosis is None or not 0 <= index < len(diagnosis.gt):
+        return {}
+    verdict = diagnosis.gt[index]
+    if verdict.detection >= 0 and "detections" in trace:
+        return {"detections": verdict.detection, **trace.lineage(verdict.detection)}
+    details, out = verdict.details, {}
+    post, pre = trace.get("proposals/post_nms"), trace.get("proposals/pre_nms")
+    roi = details.get("roi", -1)
+    pre_row = details.get("covering_pre_nms", details.get("best_pre_nms", -1))
+    if post is not None and 0 <= roi < len(post["indices"]):
+        out["proposals/post_nms"] = int(roi)
+        pre_row = int(post["indices"][roi])
+    if pre is not None and 0 <= pre_row < len(pre["anchor_indices"]):
+        out["proposals/pre_nms"] = int(pre_row)
+        out["anchors"] = int(pre["anchor_indices"][pre_row])
+    elif details.get("best_anchor", -1) >= 0:
+        out["anchors"] = int(details["best_anchor"])
+    if details.get("candidate", -1) >= 0:
+        out["detections/pre_nms"] = int(details["candidate"])
+    return out

@@ -174,3 +174,22 @@ def test_labels_on_one_box_are_joined():
     plan = verdict_plan(trace, diagnosis_of(trace), "roi_refinement", Selection("gt", 0))
     tops = [label for label in plan.labels if label[3] == "top"]
     assert len(tops) == 1 and tops[0][1] == "ROI 0 · BG 0.90, a 0.07\ncovering ROI 0 · IoU 1.00"
+
+
+def test_gt_selection_links_its_detection_or_the_roi_that_lost_it(qtbot):
+    from viewer.panels.detections_table import DetectionsTablePanel
+
+    session = Session()
+    table = DetectionsTablePanel(session)
+    qtbot.addWidget(table)
+    trace = low_score_trace()
+    session.set_trace(trace)
+    session.select("gt", 0)  # detected by detection 0, which came from ROI 0 / anchor 0
+    assert session.linked() == {"gt": 0, "detections": 0, **trace.lineage(0)}
+    assert [i.row() for i in table.view.selectionModel().selectedRows()] == [0]
+    session.select("gt", 1)  # lost: its ROI (score 0.5) and where that ROI came from
+    roi = diagnosis_of(trace).gt[1].details["roi"]
+    pre = int(trace["proposals/post_nms"]["indices"][roi])
+    assert session.linked() == {"gt": 1, "proposals/post_nms": roi, "proposals/pre_nms": pre,
+                                "anchors": int(trace["proposals/pre_nms"]["anchor_indices"][pre])}
+    assert roi == 1 and not table.view.selectionModel().selectedRows()
