@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demo", action="store_true",
                         help="use the built-in demo model (the default when nothing is named)")
     parser.add_argument("--trace", help="saved trace (.npz) to open; needs no TensorFlow")
+    parser.add_argument("--report", metavar="DIR",
+                        help="mrcnn analyze output (report.json or its folder) to browse in the "
+                             "Errors browser")
     data = parser.add_argument_group("dataset (images with ground truth)")
     data.add_argument("--coco", metavar="JSON", help="COCO instances JSON to browse")
     data.add_argument("--coco-images", metavar="DIR", help="folder of the COCO JSON's images "
@@ -77,7 +80,8 @@ def demo_dataset_spec(folder=SAMPLES_DIR / "shapes") -> DatasetSpec | None:
 
 
 def _nothing_named(args) -> bool:
-    return not (args.image or args.weights or args.trace or args.coco or args.shapes)
+    return not (args.image or args.weights or args.trace or args.coco or args.shapes
+                or args.report)
 
 
 def startup_plan(args):
@@ -142,6 +146,8 @@ def open_startup(window, args) -> None:
     """Open what the command line names: trace, dataset, image or model."""
     if args.trace:
         window.open_trace(args.trace)
+    if args.report:
+        window.errors_actions.open_report(args.report)
     spec, data, problem = startup_plan(args)
     if spec is not None and spec.demo and not args.panel and "Diagnosis" in window.docks:
         window.docks["Diagnosis"].raise_()  # the demo's first screen: why each object was found

@@ -125,3 +125,13 @@ def test_bad_reports_say_why(tmp_path, window, dialogs):
     (tmp_path / "broken.json").write_text("{")
     assert window.errors_actions.open_report(tmp_path / "broken.json") is None
     assert dialogs and "not a readable JSON report" in dialogs[-1][1]
+
+
+def test_report_option_opens_the_browser_without_the_demo(window, report_path):
+    from viewer.app import build_parser, open_startup, startup_plan
+
+    args = build_parser().parse_args(["--report", str(report_path.parent)])
+    assert startup_plan(args) == (None, None, None)  # no demo model traced behind it
+    open_startup(window, args)
+    browser = window.errors_actions.browser
+    assert browser.isVisible() and browser.model.rowCount() == 6
