@@ -135,3 +135,31 @@ def test_report_option_opens_the_browser_without_the_demo(window, report_path):
     open_startup(window, args)
     browser = window.errors_actions.browser
     assert browser.isVisible() and browser.model.rowCount() == 6
+
+
+def test_row_without_trace_opens_the_dataset_image_at_its_stage(window, report_path,
+                                                              monkeypatch):
+    from viewer.datasets import DatasetSpec, load_dataset
+
+    data = json.loads(report_path.read_text())
+    data["traces_dir"] = None
+    data["dataset"] = {"kind": "shapes", "count": 12, "height": 64, "width": 64, "seed": 2}
+    report_path.write_text(json.dumps(data))
+    (report_path.parent / "traces").rename(report_path.parent / "moved")
+    opened, loaded = [], []
+    monkeypatch.setattr(window.document, "open_dataset_image",
+                        lambda row, spec=None: opened.append(row))
+    monkeypatch.setattr(window.document, "open_dataset",
+                        lambda spec, row=None, model=None: loaded.append((spec, row)))
+    actions = window.errors_actions
+    report = actions.open_report(report_path)
+    (row,) = filter_rows(report.rows, cause="low_score", class_name="b")
+    # The report's dataset is not open: it opens, then image 4 of it.
+    actions.open_row(row)
+    assert loaded == [(DatasetSpec("shapes", count=12, height=64, width=64, seed=2), 4)]
+    assert window.document.pending_stage == "roi_refinement" and not opened
+    # The same dataset already open: the image opens at once, by its image id.
+    window.session.set_dataset(load_dataset(DatasetSpec("shapes", count=12, height=64,
+                                                        width=64, seed=2)))
+    actions.open_row(row)
+    assert opened == [4] and len(loaded) == 1
