@@ -43,6 +43,9 @@ def add_arguments(parser):
     parser.add_argument("--save-traces", action="store_true",
                         help="also write each image's trace + diagnosis to DIR/traces/")
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--progress-every", type=int, default=None, metavar="N",
+                        help="without a terminal, a progress line every N images (default: "
+                             "every tenth of them)")
     add_precision_argument(parser)
     return parser
 
@@ -87,19 +90,32 @@ def check_coco_files(dataset, json_path, image_dir):
                            "so there is nothing to diagnose")
 
 
+def dataset_record(args) -> dict:
+    """The dataset analysed, as report.json's ``dataset`` (the viewer's Errors browser reopens
+    it: the fields of ``viewer.datasets.DatasetSpec``)."""
+    if args.dataset == "shapes" or (args.dataset is None and not args.json):
+        return {"kind": "shapes", "count": args.shapes_count, "height": args.shapes_size,
+                "width": args.shapes_size, "seed": args.seed}
+    return {"kind": "coco", "annotations": _absolute(args.json), "image_dir": _absolute(args.images)}
+
+
+def _absolute(path):
+    return None if not path else os.path.abspath(path)
+
+
 class Progress:
     """Progress on stderr: a redrawn bar on a terminal, else a line per tenth of the images
     (done/total, images per second, ETA, failures)."""
 
-    def __init__(self, stream=None, width=30):
-        self.stream, self.width = stream or sys.stderr, width
+    def __init__(self, stream=None, width=30, every=None):
+        self.stream, self.width, self.every = stream or sys.stderr, width, every
         self.start = time.perf_counter()
         self.failed = 0
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
 
     def __call__(self, done, total, outcome):
         self.failed += isinstance(outcome, dict)
-        step = max(total // 10, 1)
+        step = self.every if self.every and self.every > 0 else max(total // 10, 1)
         if not self.tty and done % step and done != total:
             return
         rate = done / max(time.perf_counter() - self.start, 1e-9)
@@ -167,7 +183,7 @@ def run(args) -> int:
     out = Path(args.out)
     traces = out / "traces" if args.save_traces else None
     done = analyze_dataset(model, dataset, args.limit, Thresholds(cover_iou=args.cover_iou),
-                           progress=Progress(), traces_dir=traces)
+                           progress=Progress(every=args.progress_every), traces_dir=traces)
     if done.interrupted:
         print(f"\ninterrupted: writing a partial report of {len(done.results)} images",
               file=sys.stderr)
@@ -177,7 +193,9 @@ def run(args) -> int:
                   interrupted=done.interrupted, total_images=done.total,
                   failures=done.failures, seconds=done.seconds,
                   seconds_per_image=done.seconds / max(len(done.results) + len(done.failures), 1),
-                  traces_dir=str(traces) if traces else None)
+                  traces_dir=str(traces.resolve()) if traces else None,
+                  dataset=dataset_record(args), config_file=_absolute(args.config),
+                  weights_file=_absolute(args.weights))
     path = write_report(report, out)
     causes = report["causes"]["counts"]
     missed = {k: v for k, v in causes.items() if k != "detected" and v}

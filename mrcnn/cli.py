@@ -145,13 +145,21 @@ def run_trace(args) -> int:
     check_options(args, DETECT_RULES)
     check_output_dir(args.out)
     image = read_image(args.image)
+    gt = None
+    if args.gt:  # read before TensorFlow starts: a wrong file fails fast
+        from mrcnn.trace_gt import check_class_count, coco_ground_truth
+
+        gt = coco_ground_truth(args.gt, args.image)
     model, config = build_model(args, "trace")
     class_names = _class_names(args, config)
+    if gt is not None:
+        check_class_count(gt, args.gt, config.NUM_CLASSES)
+        gt = {key: gt[key] for key in ("boxes", "class_ids", "masks")}
     from mrcnn.trace import trace
     from mrcnn.visualize import stage_figure
 
     try:
-        result = trace(model, image, activations=args.activations, class_names=class_names)
+        result = trace(model, image, gt=gt, activations=args.activations, class_names=class_names)
     except ValueError as e:
         raise CliError(str(e)) from None
     result.meta["image_path"] = os.fspath(args.image)
@@ -164,6 +172,13 @@ def run_trace(args) -> int:
                      lambda f: figure.savefig(f, format="png", dpi=args.dpi))
     timings = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings.items())
     print(f"{args.image}: {len(result.stages)} stages -> {saved} ({timings})")
+    if gt is not None:
+        from mrcnn.diagnose import Diagnosis
+
+        counts = Diagnosis.from_trace(result).counts()
+        print("diagnosis: " + ", ".join(f"{k} {v}" for k, v in counts["gt"].items() if v)
+              + "; detections: " + ", ".join(f"{k} {v}" for k, v in counts["detections"].items()
+                                            if v))
     return 0
 
 
@@ -174,6 +189,9 @@ def add_trace_parser(subparsers):
     parser.add_argument("--activations", nargs="*", metavar="LAYER", default=None,
                         help="layers whose activations to record (default: C2-C5, fpn_p2..p6)")
     parser.add_argument("--class-names", metavar="FILE")
+    parser.add_argument("--gt", metavar="COCO.json",
+                        help="ground truth of IMAGE from a COCO instances JSON (matched by file "
+                             "name): adds RPN/ROI targets and why each object was missed")
     parser.add_argument("--dpi", type=int, default=80)
     parser.set_defaults(run=run_trace)
 

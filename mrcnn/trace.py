@@ -179,7 +179,8 @@ def trace(model, image, gt=None, activations=None, class_names=None) -> Trace:
     """Run ``image`` [H, W, C] once through inference ``model`` and return every stage (Trace).
 
     ``gt``: optional dict ``boxes`` [G, 4] original pixels, ``class_ids`` [G], ``masks``
-    [H, W, G] bool (optional) -> adds ``gt``, ``targets/rpn`` and ``targets/rois``.
+    [H, W, G] bool (optional) -> adds ``gt``, ``targets/rpn`` and ``targets/rois``, and the
+    diagnosis of every GT object and detection in ``meta["diagnosis"]`` (``mrcnn.diagnose``).
     ``activations``: layer names to record (default ``default_activation_layers``; ``[]`` for
     none); only backbone and FPN layers qualify (ValueError otherwise, listing close matches).
     """
@@ -219,6 +220,11 @@ def trace(model, image, gt=None, activations=None, class_names=None) -> Trace:
     # Pipeline order (what Trace.load gives back too), activations last.
     ordered = {key: stages[key] for key in STAGE_ORDER if key in stages}
     trace_.stages = {**ordered, **{k: v for k, v in stages.items() if k not in ordered}}
+    if gt is not None:  # why each GT object was found or missed (numpy, ~1 ms; issue 13)
+        from mrcnn.diagnose import diagnose
+
+        diagnose(trace_).attach(trace_)
+        timer.lap("diagnose")
     timer.timings["total"] = sum(timer.timings.values())
     trace_.meta["timings"] = timer.timings
     trace_.meta["counts"] = trace_.counts()

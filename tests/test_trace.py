@@ -314,3 +314,18 @@ def test_load_without_tensorflow(plain, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ok")
+
+
+def test_diagnosis_attached_when_gt_is_given(with_gt, plain, tmp_path):
+    from mrcnn.diagnose import Diagnosis, diagnose
+
+    assert Diagnosis.from_trace(plain) is None and "diagnose" not in plain.timings
+    attached = Diagnosis.from_trace(with_gt)
+    recomputed = diagnose(with_gt)
+    assert len(attached.gt) == len(with_gt["gt"]["class_ids"]) >= 1
+    assert [v.cause for v in attached.gt] == [v.cause for v in recomputed.gt]
+    assert [v.type for v in attached.detections] == [v.type for v in recomputed.detections]
+    assert len(attached.detections) == len(with_gt["detections"]["scores"])
+    assert 0 <= with_gt.timings["diagnose"] < with_gt.timings["total"]
+    loaded = Diagnosis.from_trace(Trace.load(with_gt.save(tmp_path / "d.npz")))
+    assert [v.cause for v in loaded.gt] == [v.cause for v in attached.gt]

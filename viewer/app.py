@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demo", action="store_true",
                         help="use the built-in demo model (the default when nothing is named)")
     parser.add_argument("--trace", help="saved trace (.npz) to open; needs no TensorFlow")
+    parser.add_argument("--report", metavar="DIR",
+                        help="mrcnn analyze output (report.json or its folder) to browse in the "
+                             "Errors browser")
     data = parser.add_argument_group("dataset (images with ground truth)")
     data.add_argument("--coco", metavar="JSON", help="COCO instances JSON to browse")
     data.add_argument("--coco-images", metavar="DIR", help="folder of the COCO JSON's images "
@@ -50,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print tracebacks of errors on stderr")
     parser.add_argument("--stage", choices=STAGE_KEYS, help=argparse.SUPPRESS)
     parser.add_argument("--panel", help=argparse.SUPPRESS)  # dock to raise, for screenshots
+    parser.add_argument("--select", metavar="KIND:ROW", help=argparse.SUPPRESS)  # e.g. gt:0
     return parser
 
 
@@ -76,7 +80,8 @@ def demo_dataset_spec(folder=SAMPLES_DIR / "shapes") -> DatasetSpec | None:
 
 
 def _nothing_named(args) -> bool:
-    return not (args.image or args.weights or args.trace or args.coco or args.shapes)
+    return not (args.image or args.weights or args.trace or args.coco or args.shapes
+                or args.report)
 
 
 def startup_plan(args):
@@ -127,6 +132,8 @@ def main(argv=None) -> int:
     window.document.pending_stage = args.stage
     if args.panel in window.docks:
         window.docks[args.panel].raise_()
+    if args.select:
+        _select_on_first_trace(window, args.select)
     # Open once the event loop runs: an exit() asked for before exec() (a trace ready at
     # once, an error at once) would be lost, and --quit-after-trace would never quit.
     QTimer.singleShot(0, lambda: open_startup(window, args))
@@ -139,7 +146,11 @@ def open_startup(window, args) -> None:
     """Open what the command line names: trace, dataset, image or model."""
     if args.trace:
         window.open_trace(args.trace)
+    if args.report:
+        window.errors_actions.open_report(args.report)
     spec, data, problem = startup_plan(args)
+    if spec is not None and spec.demo and not args.panel and "Diagnosis" in window.docks:
+        window.docks["Diagnosis"].raise_()  # the demo's first screen: why each object was found
     if problem:
         window.show_error(*problem)
     if data is not None:
@@ -148,6 +159,22 @@ def open_startup(window, args) -> None:
         window.open_image(args.image, spec)
     elif spec is not None:
         window.set_model(spec)
+
+
+def _select_on_first_trace(window, text: str) -> None:
+    """--select KIND:ROW (hidden, for screenshots): select that item once the first trace shows
+    (after the trace's own selection reset and the --stage jump)."""
+    from PySide6.QtCore import QTimer
+
+    kind, _, row = text.partition(":")
+    if not row.isdigit():
+        raise SystemExit(f"mrcnn-viewer: --select expects KIND:ROW such as gt:0, got {text!r}")
+
+    def select(trace):
+        if trace is not None and not getattr(window, "_selected_once", False):
+            window._selected_once = True
+            QTimer.singleShot(0, lambda: window.session.select(kind, int(row)))
+    window.session.traceChanged.connect(select)
 
 
 def _first_trace_ready(app, window, trace, args) -> None:

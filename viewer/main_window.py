@@ -22,10 +22,12 @@ from viewer.dialogs.open_dataset import OpenDatasetDialog
 from viewer.dialogs.open_model import OpenModelDialog
 from viewer.dialogs.shortcuts import ShortcutsDialog
 from viewer.document import Document
+from viewer.errors_actions import ErrorsActions
 from viewer.panels.activations import ActivationsPanel
 from viewer.panels.canvas import CanvasPanel
 from viewer.panels.dataset_list import DatasetPanel
 from viewer.panels.detections_table import DetectionsTablePanel
+from viewer.panels.diagnosis_panel import DiagnosisPanel
 from viewer.panels.explain_panel import ExplainPanel
 from viewer.panels.gt_panel import GroundTruthPanel
 from viewer.panels.stage_list import StageListPanel
@@ -49,6 +51,7 @@ RIGHT_PANELS = (
     ("Weights", WeightsPanel),
     ("Timings", TimingsPanel),
     ("Explain", ExplainPanel),
+    ("Diagnosis", DiagnosisPanel),
 )
 # Default window size and dock widths (pixels); the window shrinks to fit smaller screens.
 DEFAULT_SIZE = (1440, 920)
@@ -119,6 +122,7 @@ class MainWindow(QMainWindow):
         self.training_actions = TrainingActions(self, self.session, self.document,
                                                 self.recent.settings)
         self.training = self.training_actions.panel
+        self.errors_actions = ErrorsActions(self, self.session, self.document)  # Analyze, Errors
         for tabs in self.findChildren(QTabBar):  # the dock tab bars: full titles, else scroll
             tabs.setElideMode(Qt.TextElideMode.ElideNone)
             tabs.setUsesScrollButtons(True)
@@ -196,6 +200,7 @@ class MainWindow(QMainWindow):
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
         self.training_actions.build_menu(menus)
+        self.errors_actions.build_menu(menus)
         help_menu = menus.addMenu("&Help")
         self.add_action(help_menu, "Keyboard shortcuts", self.show_shortcuts, ["?", "F1"])
         self.add_action(help_menu, "About", self.show_about)
@@ -349,5 +354,6 @@ class MainWindow(QMainWindow):
         if not self.training.confirm_close(self):  # training runs, and the user keeps them
             event.ignore()
             return
+        self.errors_actions.close()
         self.document.close()
         super().closeEvent(event)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
+from viewer.diagnosis_view import gt_links
 from viewer.stages import STAGE_KEYS, available_stages
 
 # Kinds of selectable items and the trace stage whose rows they index.
@@ -114,7 +115,8 @@ class Session(QObject):
         """Rows of every stage linked to the selection: {trace stage key: row}.
 
         A detection links back to its pre-NMS detection, proposal, pre-NMS box and anchor; a
-        proposal to its pre-NMS box and anchor, and forward to the detection it became (if any).
+        proposal to its pre-NMS box and anchor, and forward to the detection it became (if any);
+        a GT object to its detection, or to the rows its diagnosis names (``gt_links``).
         """
         trace, selection = self.trace, self.selection
         if trace is None or selection is None:
@@ -124,6 +126,8 @@ class Session(QObject):
             out.update(trace.lineage(selection.index))
         elif selection.kind == "proposal":
             out.update(_proposal_lineage(trace, selection.index))
+        elif selection.kind == "gt":  # its detection, or the rows its diagnosis names
+            out.update(gt_links(trace, selection.index))
         elif selection.kind == "pre_nms" and "proposals/pre_nms" in trace:
             out["anchors"] = int(trace["proposals/pre_nms"]["anchor_indices"][selection.index])
         return out

@@ -18,7 +18,8 @@ key                 contents
 ``confusion``       ``{"labels": [BG, classes...], "matrix": [[...]]}`` rows = GT class (row 0:
                     detections matching no GT), columns = predicted class (column 0: missed)
 ``dap``             ``{"box": {"ap", "dap": {type: dAP}, "counts"}, "mask": {...}}`` (TIDE, AP50)
-``worst_images``    image records sorted worst first (lowest AP50, then most errors)
+``worst_images``    image records sorted worst first (lowest AP50, then most errors), each with
+                    its ``diagnosis`` and ``detection_areas`` (box areas, pixels², by detection)
 ==================  =============================================================================
 """
 
@@ -59,6 +60,7 @@ class ImageResult:
                 "missed": len(d.missed()), "false_positives": len(d.false_positives()),
                 "causes": {k: v for k, v in counts["gt"].items() if v},
                 "fp_types": {k: v for k, v in counts["detections"].items() if v},
+                "detection_areas": [float(a) for a in self.det_areas],
                 "diagnosis": d.to_dict()}
 
 

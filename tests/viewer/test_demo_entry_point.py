@@ -97,3 +97,29 @@ def test_missing_demo_is_reported_not_crashed(monkeypatch):
     spec, data, problem = _plan("--demo")
     assert spec is None and problem[0] == "No demo model"
     assert _plan() == (None, None, None)  # nothing named, nothing installed: an empty window
+
+
+@pytest.mark.slow
+def test_demo_first_screen_shows_the_real_diagnosis(window, qtbot):
+    """The demo starts with the Diagnosis tab up, filled with the demo model's verdicts for the
+    first sample image (computed while tracing with its ground truth)."""
+    from mrcnn.diagnose import diagnose
+    from viewer.app import build_parser, open_startup
+
+    open_startup(window, build_parser().parse_args([]))
+    qtbot.waitUntil(lambda: window.session.trace is not None, timeout=300_000)
+    trace = window.session.trace
+    panel = window.panels["Diagnosis"]
+    assert not window.docks["Diagnosis"].visibleRegion().isEmpty()  # the raised tab
+    assert panel.stack.currentIndex() == 1
+    assert "diagnosis" in trace.meta  # attached by the trace, not recomputed by the panel
+    _, gt = _first_sample_ground_truth()
+    expected = diagnose(trace)
+    assert panel.gt_model.rowCount() == len(gt["class_ids"]) == len(expected.gt)
+    assert panel.det_model.rowCount() == len(trace["detections"]["scores"])
+    verdicts = [panel.gt_model.data(panel.gt_model.index(r, 3))
+                for r in range(panel.gt_model.rowCount())]
+    from viewer.diagnosis_view import verdict_title
+
+    assert verdicts == [verdict_title(v.cause) for v in expected.gt]
+    assert panel.summary.text().startswith(f"GT {len(expected.gt)}: ")

@@ -24,6 +24,7 @@ SHORTCUTS = (
     ("Ctrl+S", "Save the trace (.npz)"),
     ("Ctrl+J", "Export detections (JSON)"),
     ("Ctrl+.", "Cancel loading / tracing"),
+    ("Ctrl+Shift+A", "Analyze the open dataset with the open model (Errors browser)"),
     ("?  or  F1", "This list"),
     ("Ctrl+Q", "Quit"),
 )

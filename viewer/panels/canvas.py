@@ -30,6 +30,7 @@ from viewer.panels.canvas_selection import plan_highlight
 from viewer.panels.canvas_styles import BOX_STYLES, STYLES
 from viewer.panels.canvas_text import LabelLayer, legend_html
 from viewer.panels.kit import SessionPanel
+from viewer.panels.verdict_layer import VerdictLayer
 from viewer.session import SELECTION_STAGES
 from viewer.stages import stage_by_key
 
@@ -108,6 +109,7 @@ class CanvasPanel(SessionPanel):
         self.labels = self.label_layer.items
         self.vb.sigRangeChanged.connect(self._on_zoom)
         self.view.scene().sigMouseClicked.connect(self._on_scene_click)
+        self.verdicts = VerdictLayer(self.session, self.vb)  # GT verdicts, diagnosis evidence
 
         # Raw 28x28 masks as a grid, beside the image (raw masks stage only).
         self.grid_view = RawMaskGrid()
