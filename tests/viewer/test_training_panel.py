@@ -399,6 +399,8 @@ def dialog_request(qtbot, settings, tmp_path, name):
     dialog.steps_per_epoch.setValue(2)
     dialog.validation_steps.setValue(1)
     dialog.stage_epochs[0].setValue(2)
+    dialog.stage_layers[0].setCurrentText("heads")  # fast: not the from-scratch default
+    dialog.train_bn.setChecked(False)
     for check in dialog.stage_checks[1:]:
         check.setChecked(False)
     dialog.run_dir.setText(str(tmp_path / "runs" / name))

@@ -22,6 +22,9 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, Q
                                QVBoxLayout)
 
 from viewer.dialogs import train_dialog_sections as sections
+from viewer.dialogs.train_dialog_defaults import (PRECISE_BN_BATCHES, build_precise_bn,
+                                                  connect_init_defaults, has_remembered_values,
+                                                  precise_bn_args)
 from viewer.dialogs.train_dialog_files import (REQUESTED_CONFIG, coco_folder_problems,
                                                run_dir_problems, write_requested_config)
 from viewer.dialogs.train_dialog_sections import (BACKBONES, BASE_CHOICES, INIT_CHOICES,
@@ -40,9 +43,7 @@ __all__ = ["TrainDialog", "stage_args", "coco_class_count", "weights_class_count
            "MAX_STAGES", "REMEMBERED", "SETTINGS_GROUP"]
 
 SHAPES_CLASS_COUNT = 4  # BG, square, circle, triangle
-
-
-PRECISE_BN_BATCHES = 20  # --precise-bn when TRAIN_BN is checked
+__all__ += ["PRECISE_BN_BATCHES"]  # now in train_dialog_defaults
 
 
 class TrainDialog(QDialog):
@@ -69,7 +70,10 @@ class TrainDialog(QDialog):
         self._filling = False
         self._auto_run_dir = ""
         self._build()  # shows the base config's values
+        remembered = has_remembered_values(self.settings, SETTINGS_GROUP)
         sections.restore_settings(self.settings, self, self._fill_from_base)
+        # Stage 1, TRAIN_BN and precise BN follow the initial weights (remembered values win).
+        connect_init_defaults(self, self.init_buttons, self.base_combo, not remembered)
         if current_dataset is not None:
             self._prefill_dataset(current_dataset.spec)
         self._show_dataset_page()
@@ -87,6 +91,7 @@ class TrainDialog(QDialog):
                                               self._refresh_classes))
         left.addWidget(sections.build_config(self, self.demo_spec, self._base_changed,
                                              self._fill_from_base))
+        build_precise_bn(self)
         left.addWidget(sections.build_stages(self, self._update_stage_labels))
         left.addStretch(1)
         right.addWidget(sections.build_init(self, self.demo_spec, self.runs_root,
@@ -442,10 +447,9 @@ class TrainDialog(QDialog):
         if self.mixed_precision.isChecked():
             # The training process resolves it on its own device (bf16 / fp16 / fp32).
             args += ["--precision", "auto"]
-        if self.train_bn.isChecked():
-            # BN trained from small batches: refresh its moving statistics before each
-            # checkpoint, or inference (which uses them) lags training badly.
-            args += ["--precise-bn", str(PRECISE_BN_BATCHES)]
+        # BN trained from small batches: refresh its moving statistics before each
+        # checkpoint, or inference (which uses them) lags training badly.
+        args += precise_bn_args(self)
         if self.tb_images.value():
             args += ["--tb-images", str(self.tb_images.value())]
         if self.local_workers.value() > 1:
