@@ -320,6 +320,11 @@ def test_window_training_dock_and_menu(window, tmp_path, dialogs, monkeypatch):
         def show(self):
             made.append("shown")
 
+        def raise_(self):
+            pass
+
+        activateWindow = raise_
+
     monkeypatch.setitem(sys.modules, "viewer.compare",
                         types.SimpleNamespace(CompareWindow=FakeCompare))
     window.document.image_file = str(tmp_path / "image.png")
