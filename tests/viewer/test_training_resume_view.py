@@ -41,3 +41,39 @@ def test_bar_after_a_whole_epoch_resume_counts_the_whole_run(qtbot, tmp_path):
     record._on_event(_step(15, 2, 1.0))
     fraction, text = record.progress()
     assert "step 15/30" in text and fraction == 0.5  # not 5 of this session's 20 steps
+
+
+# ---- a real run, stopped and resumed from the panel --------------------------------------------
+
+import pytest  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+
+from test_training_panel import REAL_RUN_TIMEOUT_MS, dialog_request, panel  # noqa: E402,F401
+
+
+@pytest.mark.slow
+def test_real_run_stopped_and_resumed_keeps_its_curve(qtbot, panel, settings, tmp_path):
+    record = panel.start(dialog_request(qtbot, settings, tmp_path, "resumed"))
+    steps = []
+    record.process.stepEvent.connect(steps.append)
+    qtbot.waitUntil(lambda: bool(steps), timeout=REAL_RUN_TIMEOUT_MS)
+    with qtbot.waitSignal(record.process.exited, timeout=REAL_RUN_TIMEOUT_MS) as exited:
+        qtbot.mouseClick(panel.stop_button, Qt.MouseButton.LeftButton)
+    assert exited.args[0] == "stopped", record.process.log_tail()
+    stopped_at = RunDir(record.path).last_checkpoint()["step"]
+    assert stopped_at in (1, 2, 3)  # after the first step, wherever the stop landed
+
+    panel.resume_selected()
+    with qtbot.waitSignal(record.process.exited, timeout=REAL_RUN_TIMEOUT_MS) as exited:
+        pass
+    assert exited.args[0] == "finished", record.process.log_tail()
+    xs, _ = record.curves.arrays("train", "loss")
+    assert xs.tolist() == [1.0, 2.0, 3.0, 4.0]  # 2 epochs of 2 steps, each step once
+    run = RunDir(record.path)
+    assert [r["step"] for r in run.read_metrics("step")] == [1, 2, 3, 4]
+    labels = [(c["epoch"], c["step"], c["partial"]) for c in run.checkpoints()]
+    assert (1, 2, False) in labels and labels[-1] == (2, 4, False)
+    assert [step for _, step, _ in labels] == sorted({step for _, step, _ in labels})
+    assert "epoch 2/2" in panel.progress_label.text()
+    assert "step 4/4" in panel.progress_label.text()
+    assert panel.progress_bar.value() == 1000

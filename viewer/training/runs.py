@@ -38,8 +38,10 @@ class Curves:
     """Loss curves of one run, x = global step: train from "step" events (that step's losses),
     val from "epoch" events (``val_<name>`` at the epoch's last step).
 
-    A step at or before the last one seen means the run restarted there (a resume repeats the
-    interrupted epoch), so the points from that step on are replaced, not doubled.
+    A resume continues the step count from its checkpoint, so its points extend the curve. A
+    step at or before the last one seen means the run restarted there (resumed from a checkpoint
+    older than the last steps recorded, e.g. after a kill), so the points from that step on are
+    replaced, not doubled.
     """
 
     def __init__(self):
