@@ -73,3 +73,15 @@ def test_remembered_choices_win_over_the_defaults(make_dialog, settings, tmp_pat
     second = make_dialog()
     assert second.stage_layers[0].currentText() == "heads"
     assert second.precise_bn.value() == 33
+
+
+def test_remembered_weights_that_are_gone_get_the_defaults(make_dialog, settings, tmp_path):
+    """'Last checkpoint' remembered, but no run has one any more: random weights, so the
+    remembered heads-first fields give way to the from-scratch defaults."""
+    first = make_dialog()
+    first.init_file.setText(write_weights(tmp_path / "w.h5", num_classes=4))
+    first.init_buttons["file"].setChecked(True)
+    sections.save_settings(settings, first, "last")  # as if "last" had been chosen
+    second = make_dialog()
+    assert second.init_choice() == "none"  # "last" is disabled: nothing under runs/
+    assert second.stage_layers[0].currentText() == "all" and second.train_bn.isChecked()

@@ -89,10 +89,12 @@ def _keep_scratch_bn(form, init_buttons: dict) -> None:
         form.train_bn.setChecked(True)
 
 
-def has_remembered_values(settings, group: str) -> bool:
-    """Whether ``settings`` holds the dialog's values from an earlier session."""
+def remembered_init(settings, group: str) -> str | None:
+    """The initial-weights choice remembered from an earlier session (None: nothing stored)."""
     settings.beginGroup(group)
     try:
-        return bool(settings.childKeys())
+        if not settings.childKeys():
+            return None
+        return str(settings.value("init", "none"))
     finally:
         settings.endGroup()
