@@ -94,3 +94,21 @@ def test_continue_counts_from_the_last_whole_checkpoint(tmp_path, panel):
     assert continue_request(record, 1).args[-1] == "4"
     record.status = "stopped"
     assert not can_continue(record)
+
+
+def test_runs_list_menu_offers_continue_for_a_finished_run(qtbot, panel, tmp_path, monkeypatch):
+    from viewer.training import continue_run
+
+    write_past_run(tmp_path / "runs", "done", "finished", steps=4, epochs=2)
+    panel.set_runs_root(tmp_path / "runs")
+    record = panel.model.record(0)
+    panel.select_record(record)
+    menu = continue_run.runs_menu(panel, record)
+    actions = {a.text(): a for a in menu.actions()}
+    assert not actions["Resume"].isEnabled() and actions["Continue training…"].isEnabled()
+    monkeypatch.setattr("viewer.training.panel.ask_extra_epochs", lambda parent, r: 2)
+    started = []
+    monkeypatch.setattr(panel.model, "start", lambda request, *a: started.append(request)
+                        or record)
+    actions["Continue training…"].trigger()
+    assert [r.args[-1] for r in started] == ["4"]  # 2 epochs done + 2 more

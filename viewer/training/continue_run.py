@@ -50,3 +50,33 @@ def ask_extra_epochs(parent, record) -> int | None:
         f"{record.name} finished at epoch {done}.\nTrain this many more epochs (from its last "
         "checkpoint, same settings):", DEFAULT_EXTRA_EPOCHS, 1, MAX_EXTRA_EPOCHS)
     return int(value) if ok else None
+
+
+def runs_menu(panel, record):
+    """The runs list's context menu for ``record``: Resume and Continue training…"""
+    from PySide6.QtWidgets import QMenu
+
+    menu = QMenu(panel.runs_view)
+    resume = menu.addAction("Resume", panel.resume_selected)
+    resume.setEnabled(record.can_resume())
+    resume.setToolTip("Continue the stopped run from its last good checkpoint")
+    extend = menu.addAction("Continue training…", panel.continue_selected)
+    extend.setEnabled(can_continue(record))
+    extend.setToolTip("Train this finished run more epochs")
+    return menu
+
+
+def install_runs_menu(panel) -> None:
+    """Right-click on a run in ``panel``'s list: select it and offer ``runs_menu``."""
+    from PySide6.QtCore import Qt
+
+    view = panel.runs_view
+    view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+
+    def show(position):
+        record = panel.model.record(view.indexAt(position).row())
+        if record is not None:
+            panel.select_record(record)
+            runs_menu(panel, record).exec(view.viewport().mapToGlobal(position))
+
+    view.customContextMenuRequested.connect(show)

@@ -16,7 +16,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QLabel
                                QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from viewer.training.closing import confirm_stop_runs, stop_all_and_wait
-from viewer.training.continue_run import ask_extra_epochs, can_continue, continue_request
+from viewer.training.continue_run import (ask_extra_epochs, can_continue, continue_request,
+                                          install_runs_menu)
 from viewer.training.log_view import TrainingLog
 from viewer.training.loss_plot import LossPlot
 from viewer.training.process import STOPPING
@@ -119,6 +120,7 @@ class TrainingPanel(QWidget):
         self.runs_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.runs_view.selectionModel().currentChanged.connect(
             lambda current, _: self.select_record(self.model.record(current.row())))
+        install_runs_menu(self)  # right-click: Resume, Continue training…
         self.runs_box = self._titled("Runs", self.runs_view)
         return self.runs_box
 
