@@ -85,3 +85,8 @@ def test_remembered_weights_that_are_gone_get_the_defaults(make_dialog, settings
     second = make_dialog()
     assert second.init_choice() == "none"  # "last" is disabled: nothing under runs/
     assert second.stage_layers[0].currentText() == "all" and second.train_bn.isChecked()
+
+
+def test_the_init_note_gives_the_same_advice_as_the_defaults(make_dialog):
+    dialog = make_dialog()
+    assert "all layers with TRAIN_BN and precise BN" in dialog.init_info.text()

@@ -242,7 +242,8 @@ class TrainDialog(QDialog):
         self.init_file_row.setEnabled(choice == "file")
         self.exclude.setEnabled(choice != "none")
         if choice == "none":
-            self.init_info.setText("Weights start random (backbone included).")
+            self.init_info.setText("Weights start random (backbone included): train all "
+                                   "layers with TRAIN_BN and precise BN.")
             self.exclude.clear()
             return
         path = self.init_path()
