@@ -28,7 +28,9 @@ from viewer.training.runs import FAILED, INTERRUPTED, RunRecord, RunsModel
 RUNS_ROOT_KEY = "training/runs_root"
 WIDE_RATIO = 1.6  # width / height above which the parts sit side by side
 STOP_TIP = "Finish the current step, write a checkpoint and stop (press again to kill)"
-CHECKPOINT_HINT = "Double-click to load · Ctrl+click a second one to compare the two"
+CHECKPOINT_HINT = "Ctrl+click: pick two to compare"  # one line in a narrow dock
+CHECKPOINT_HINT_TIP = ("Double-click a checkpoint to load it; Ctrl+click (Shift+click for a "
+                       "range) selects a second one, then Compare… shows the two side by side")
 
 
 def default_runs_root() -> str:
@@ -140,6 +142,7 @@ class TrainingPanel(QWidget):
         self.checkpoint_hint = QLabel(CHECKPOINT_HINT)
         self.checkpoint_hint.setWordWrap(True)
         self.checkpoint_hint.setStyleSheet("color: gray")
+        self.checkpoint_hint.setToolTip(CHECKPOINT_HINT_TIP)
         return self._titled("Checkpoints", self.checkpoint_list, row, self.checkpoint_hint)
 
     def _build_progress_and_plot(self) -> QWidget:
