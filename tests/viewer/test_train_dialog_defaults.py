@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from mrcnn.train import build_parser
-from test_train_dialog import fake_devices, make_dialog, write_weights  # noqa: F401 (fixture)
+from test_train_dialog import make_dialog, write_weights  # noqa: F401 (fixture)
 from viewer.dialogs import train_dialog_sections as sections
 
 

@@ -1,7 +1,11 @@
 """What the Training dock shows for a resumed run: the step count, the bar and the curves go on
 where the stop left them (the events of a resumed ``mrcnn train`` continue the global step)."""
 
+import pytest
+from PySide6.QtCore import Qt
+
 from mrcnn.runs import RunDir
+from test_training_panel import REAL_RUN_TIMEOUT_MS, dialog_request, panel  # noqa: F401
 from viewer.training.runs import RunRecord
 
 
@@ -44,12 +48,6 @@ def test_bar_after_a_whole_epoch_resume_counts_the_whole_run(qtbot, tmp_path):
 
 
 # ---- a real run, stopped and resumed from the panel --------------------------------------------
-
-import pytest  # noqa: E402
-from PySide6.QtCore import Qt  # noqa: E402
-
-from test_training_panel import REAL_RUN_TIMEOUT_MS, dialog_request, panel  # noqa: E402,F401
-
 
 @pytest.mark.slow
 def test_real_run_stopped_and_resumed_keeps_its_curve(qtbot, panel, settings, tmp_path):
