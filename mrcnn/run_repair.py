@@ -86,11 +86,17 @@ def merge_resume_argv(saved, new) -> list[str]:
     return [token for group in merged.values() for token in group]
 
 
-def trim_redone_metrics(run_dir: RunDir, initial_epoch: int, steps_per_epoch: int) -> int:
-    """Drop records after the restart point from metrics.jsonl (atomically); returns how many."""
+def trim_redone_metrics(run_dir: RunDir, initial_epoch: int, steps_per_epoch: int,
+                        last_step: int | None = None) -> int:
+    """Drop records after the restart point from metrics.jsonl (atomically); returns how many.
+
+    ``last_step``: the global step the checkpoint resumed from had reached (a partial one lies
+    inside epoch ``initial_epoch + 1``); default the end of epoch ``initial_epoch``.
+    """
     if not run_dir.metrics_path.is_file():
         return 0
-    last_step = int(initial_epoch) * int(steps_per_epoch)
+    if last_step is None:
+        last_step = int(initial_epoch) * int(steps_per_epoch)
     kept, dropped = [], 0
     for line in run_dir.metrics_path.read_text().splitlines():
         try:

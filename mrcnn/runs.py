@@ -212,3 +212,21 @@ def resume_epoch(entry: dict) -> int:
     """
     epoch = int(entry["epoch"])
     return epoch - 1 if entry.get("partial") else epoch
+
+
+def resume_point(entry: dict, steps_per_epoch: int) -> tuple[int, int, int]:
+    """(epochs complete, global steps done, steps of the next epoch done) at checkpoint ``entry``.
+
+    The global step continues from the checkpoint's: its weights have seen that many steps. A
+    whole-epoch checkpoint of epoch E continues with epoch E + 1 from its first step; a partial
+    one taken at step S of epoch E finishes epoch E with its remaining steps, so a stop at step
+    84 of 600 and a resume make epoch E 600 steps long, labelled 85, 86, ... Only when the steps
+    per epoch changed so that S no longer lies inside epoch E does epoch E restart (from step
+    S + 1 of the count, so steps still only grow).
+    """
+    epoch, step = int(entry["epoch"]), int(entry.get("step", 0))
+    spe = int(steps_per_epoch)
+    if not entry.get("partial"):
+        return epoch, max(step, 0), 0
+    done = step - (epoch - 1) * spe
+    return epoch - 1, max(step, 0), (done if 0 < done < spe else 0)

@@ -17,8 +17,9 @@ messages go to stderr. Exit codes: 0 finished or stopped, 1 failed (NaN loss, ba
 2 bad arguments.
 
 Stopping: SIGTERM, SIGINT or a ``STOP`` file in the run directory finish the current step, write
-``checkpoints/epoch_EEEE_step_SSSS.h5`` (registered as partial, so ``--resume`` restarts epoch
-EEEE) and exit 0 with status "stopped". With ``--stop-with-parent [PID]`` (the viewer passes
+``checkpoints/epoch_EEEE_step_SSSS.h5`` (registered as partial: ``--resume`` continues epoch
+EEEE at global step SSSS + 1, so steps, metrics and checkpoint labels go on where the stop left
+them) and exit 0 with status "stopped". With ``--stop-with-parent [PID]`` (the viewer passes
 its pid) the same happens when the process that started this one exits, so a crashed or killed
 viewer never leaves an orphan training on. If stdout's reader is gone, events are dropped and
 training goes on (a broken pipe must not cost the epoch in progress). A NaN/Inf loss ends the

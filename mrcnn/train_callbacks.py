@@ -3,6 +3,7 @@
 ``training_callbacks`` builds them in the order they must run after every step and epoch:
 
     StepLosses         advances the global step; this step's losses from Keras' running means
+    ResumedEpochEnd    ends the epoch a partial checkpoint resumed in after its remaining steps
     NanGuard           a NaN / Inf loss ends the run (LossNotFinite), before anything is written
     ProgressReporter   "step" / "epoch" events (mrcnn.train_events) and metrics.jsonl
     TensorBoardWriter  train / val scalars under the run's tb/ (chief only)
@@ -31,21 +32,37 @@ log = logging.getLogger("mrcnn.train")
 
 
 class RunProgress:
-    """Where the run is, shared by the callbacks: global step, epoch, this step's losses."""
+    """Where the run is, shared by the callbacks: global step, epoch, this step's losses.
 
-    def __init__(self, epochs: int, initial_epoch: int, steps_per_epoch: int):
+    A session resumed from a partial checkpoint starts inside epoch ``initial_epoch + 1``:
+    ``resumed_batches`` of its steps were done before, and the global step goes on from
+    ``initial_step`` (mrcnn.runs.resume_point), so labels and curves continue where they were.
+    """
+
+    def __init__(self, epochs: int, initial_epoch: int, steps_per_epoch: int,
+                 initial_step: int | None = None, resumed_batches: int = 0):
         self.epochs = int(epochs)                  # train until this epoch (counted from 1)
         self.initial_epoch = int(initial_epoch)    # epochs complete before this session
         self.steps_per_epoch = int(steps_per_epoch)
-        self.step = self.initial_epoch * self.steps_per_epoch  # global, counted from 1
-        self.epoch = self.initial_epoch                        # the epoch in progress, from 1
+        self.initial_step = self.initial_epoch * self.steps_per_epoch \
+            if initial_step is None else int(initial_step)  # global steps before this session
+        self.resumed_batches = int(resumed_batches)  # steps of the first epoch done before
+        self.step = self.initial_step              # global, counted from 1
+        self.epoch = self.initial_epoch            # the epoch in progress, from 1
         self.batch = -1                            # index of the last step within its epoch
+        self.batch_offset = 0                      # steps of this epoch done in an earlier session
         self.values: dict = {}                     # this step's numbers, STEP_LOSSES keys
 
     @property
     def first_step(self) -> int:
         """The global step this session starts with (it includes graph tracing)."""
-        return self.initial_epoch * self.steps_per_epoch + 1
+        return self.initial_step + 1
+
+    def begin_epoch(self, keras_epoch: int) -> None:
+        """Keras' epoch index (from 0) begins: the first one may continue a partial epoch."""
+        self.epoch = keras_epoch + 1
+        self.batch = -1
+        self.batch_offset = self.resumed_batches if keras_epoch == self.initial_epoch else 0
 
     def remaining_steps(self) -> int:
         """Steps left after the current one until the last epoch ends."""
@@ -62,27 +79,50 @@ class StepLosses(keras.callbacks.Callback):
         self.previous_means: dict = {}
 
     def on_train_begin(self, logs=None):
-        progress = self.progress
-        progress.step = progress.initial_epoch * progress.steps_per_epoch
+        self.progress.step = self.progress.initial_step
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.progress.epoch = epoch + 1
-        self.progress.batch = -1
+        self.progress.begin_epoch(epoch)
         self.previous_means = {name: 0.0 for name in STEP_LOSSES}
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
         progress = self.progress
         progress.step += 1
-        progress.batch = batch
+        progress.batch = progress.batch_offset + batch
         values = {}
-        for name in STEP_LOSSES:  # this step's value: k*m_k - (k-1)*m_(k-1)
+        for name in STEP_LOSSES:  # this step's value: k*m_k - (k-1)*m_(k-1), k counted by Keras
             mean = float(logs.get(name, float("nan")))
             values[name] = (batch + 1) * mean - batch * self.previous_means[name]
             self.previous_means[name] = mean
         if self.force_nan_step and progress.step == self.force_nan_step:
             values["loss"] = float("nan")
         progress.values = values
+
+
+class ResumedEpochEnd(keras.callbacks.Callback):
+    """Ends the epoch a partial checkpoint resumed in once it has its ``steps_per_epoch`` steps.
+
+    Keras runs every epoch for ``steps_per_epoch`` steps; its loop leaves an epoch early when
+    ``stop_training`` is set (validation and on_epoch_end still run) and the whole fit only if
+    the flag is still set after on_epoch_end, where it is cleared again.
+    """
+
+    def __init__(self, progress: RunProgress):
+        super().__init__()
+        self.progress = progress
+        self.ended_early = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        progress = self.progress
+        if progress.batch_offset and progress.batch + 1 >= progress.steps_per_epoch:
+            self.model.stop_training = True
+            self.ended_early = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.ended_early:
+            self.model.stop_training = False
+            self.ended_early = False
 
 
 class NanGuard(keras.callbacks.Callback):
@@ -237,7 +277,7 @@ class CheckpointWriter(keras.callbacks.Callback):
         if not (self.stop_flag.reason or self.run_dir.stop_requested()):
             return
         self.stop_reason = self.stop_flag.reason or f"stop file {self.run_dir.stop_path}"
-        if batch + 1 < self.progress.steps_per_epoch:
+        if self.progress.batch + 1 < self.progress.steps_per_epoch:
             self.write(partial=True)
             raise RunStopped(self.stop_reason)
         # The epoch's last step: stop after its regular checkpoint (on_epoch_end).
@@ -264,16 +304,20 @@ class CheckpointWriter(keras.callbacks.Callback):
 
 
 def training_callbacks(model, run_dir, events, stop_flag, epochs, initial_epoch, chief=True,
-                       precise_bn_batches=None) -> list:
+                       precise_bn_batches=None, initial_step=None, resumed_batches=0) -> list:
     """The callbacks of one run, in order (module docstring); ``model`` is the MaskRCNN.
 
     ``precise_bn_batches``: an iterable of training batches whose BatchNorm statistics replace
     the moving averages before each whole-epoch checkpoint (``--precise-bn``), or None.
+    ``initial_step`` / ``resumed_batches``: where a resumed run continues
+    (mrcnn.runs.resume_point); default: the start of epoch ``initial_epoch + 1``.
     """
     config = model.config
-    progress = RunProgress(epochs, initial_epoch, config.STEPS_PER_EPOCH)
+    progress = RunProgress(epochs, initial_epoch, config.STEPS_PER_EPOCH, initial_step,
+                           resumed_batches)
     force_nan_step = int(os.environ.get(NAN_HOOK_ENV, "0") or 0)
-    callbacks = [StepLosses(progress, force_nan_step), NanGuard(progress, run_dir),
+    callbacks = [StepLosses(progress, force_nan_step), ResumedEpochEnd(progress),
+                 NanGuard(progress, run_dir),
                  ProgressReporter(progress, events, run_dir, config.BATCH_SIZE, chief)]
     if chief:
         callbacks.append(TensorBoardWriter(progress, run_dir.tb_path))

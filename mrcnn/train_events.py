@@ -4,7 +4,8 @@ TensorFlow- and Qt-free: the viewer (``viewer/training``) imports the names from
 repeating string literals. stdout of a training process carries these events only, one JSON
 object per line, flushed at once; logs go to stderr::
 
-    {"event": "start", "run_dir", "epochs", "initial_epoch", "steps_per_epoch", "strategy", ...}
+    {"event": "start", "run_dir", "epochs", "initial_epoch", "initial_step", "steps_per_epoch",
+     "strategy", ...}     initial_step: global steps done before this session (a resume's)
     {"event": "step", "step", "epoch", "loss", "<each loss>", "weight_decay", "lr",
      "images_per_s", "eta_s"}          losses of that step (not the epoch's running mean)
     {"event": "epoch", "epoch", "step", "loss", ..., "val_loss", "val_<each loss>", "time_s"}

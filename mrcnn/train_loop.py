@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from mrcnn import run_repair
 from mrcnn.optimizer_state import optimizer_state_path
 from mrcnn.precision import apply_precision, training_choice
-from mrcnn.runs import FAILED, FINISHED, RUNNING, STOPPED, RunDir, default_run_dir, resume_epoch
+from mrcnn.runs import FAILED, FINISHED, RUNNING, STOPPED, RunDir, default_run_dir, resume_point
 from mrcnn.train_events import END, ERROR, EXIT_FAILED, EXIT_OK, START
 from mrcnn.train_setup import (build_config, choose_strategy, input_pipelines,
                                load_initial_weights, task_index)
@@ -40,6 +40,8 @@ class StartedRun:
     init: dict | None             # how the weights were initialised (run.json "init")
     resume_entry: dict | None     # the checkpoint a --resume continues from
     augmentation: object          # --augment or --augment-albumentations, parsed
+    initial_step: int = 0         # global steps done before this session (a resume's)
+    resumed_batches: int = 0      # steps of the epoch in progress done before (partial resume)
 
     @property
     def chief(self) -> bool:
@@ -72,13 +74,18 @@ def start_run(args, run_dir, resume_entry, train_data) -> StartedRun:
     augmentation = training_augmentation(args.augment, args.augment_albumentations)
 
     model = MaskRCNN("training", config, run_dir.path, strategy=strategy)
+    initial_step = resumed_batches = 0
     if resume_entry is not None:
         model.load_weights(resume_entry["path"])
-        model.epoch = resume_epoch(resume_entry)
+        model.epoch, initial_step, resumed_batches = resume_point(resume_entry,
+                                                                  config.STEPS_PER_EPOCH)
         init = {"resumed_from": resume_entry["path"]}
+        log.info("resuming at epoch %d, global step %d (%d steps of the epoch done before)",
+                 model.epoch + 1, initial_step + 1, resumed_batches)
     else:
         init = load_initial_weights(model, args, run_dir)
-    return StartedRun(run_dir, model, strategy_info, init, resume_entry, augmentation)
+    return StartedRun(run_dir, model, strategy_info, init, resume_entry, augmentation,
+                      initial_step, resumed_batches)
 
 
 def record_start(args, run: StartedRun, events, summary, train_data, val_data) -> int:
@@ -88,14 +95,17 @@ def record_start(args, run: StartedRun, events, summary, train_data, val_data) -
     argv = args.argv if not args.resume else \
         run_repair.merge_resume_argv(run_dir.read_run().get("argv", []), args.argv)
     if args.resume:
-        run_repair.trim_redone_metrics(run_dir, initial_epoch, config.STEPS_PER_EPOCH)
+        run_repair.trim_redone_metrics(run_dir, initial_epoch, config.STEPS_PER_EPOCH,
+                                       last_step=run.initial_step)
     run_dir.update_run(
         argv=argv, args={k: v for k, v in vars(args).items() if k != "argv"}, dataset=summary,
         class_names=list(train_data.class_names), strategy=run.strategy, init=init,
         status=RUNNING, reason="", pid=os.getpid(), initial_epoch=initial_epoch,
+        initial_step=run.initial_step,
         started=time.strftime("%Y-%m-%dT%H:%M:%S"))
     events.emit(START, run_dir=str(run_dir.path), epochs=args.epochs,
-                initial_epoch=initial_epoch, steps_per_epoch=int(config.STEPS_PER_EPOCH),
+                initial_epoch=initial_epoch, initial_step=run.initial_step,
+                steps_per_epoch=int(config.STEPS_PER_EPOCH),
                 validation_steps=int(config.VALIDATION_STEPS) if val_data is not None else 0,
                 batch_size=int(config.BATCH_SIZE), learning_rate=_learning_rate(args, config),
                 layers=args.layers, strategy=run.strategy["name"],
@@ -116,9 +126,10 @@ def fit(args, run: StartedRun, events, stop_flag, train_data, val_data) -> int:
     initial_epoch = model.epoch
     train_tf, val_tf, precise_bn = input_pipelines(
         args, model.config, train_data, val_data, run.augmentation, run.strategy["replicas"],
-        initial_epoch)
+        initial_epoch, run.resumed_batches)
     callbacks = training_callbacks(model, run_dir, events, stop_flag, args.epochs,
-                                   initial_epoch, run.chief, precise_bn)
+                                   initial_epoch, run.chief, precise_bn, run.initial_step,
+                                   run.resumed_batches)
     from mrcnn.tb_images import tb_images_callbacks
 
     callbacks = callbacks + tb_images_callbacks(args, model, val_data, run_dir, run.chief)

@@ -169,11 +169,16 @@ def load_initial_weights(model, args, run_dir):
 
 # ---- input pipelines ----------------------------------------------------------------------------
 
-def input_pipelines(args, config, train_data, val_data, augmentation, replicas, initial_epoch):
-    """(training tf.data, validation tf.data or None, precise-BN batches or None)."""
+def input_pipelines(args, config, train_data, val_data, augmentation, replicas, initial_epoch,
+                    resumed_batches=0):
+    """(training tf.data, validation tf.data or None, precise-BN batches or None).
+
+    ``resumed_batches``: steps of the epoch in progress a partial checkpoint had done; the
+    rest of that epoch gets another data order than the one its first steps saw.
+    """
     from mrcnn.data.pipeline import make_dataset
 
-    seed = args.seed + RESTART_SEED_STRIDE * initial_epoch
+    seed = args.seed + RESTART_SEED_STRIDE * initial_epoch + int(resumed_batches)
     train_tf = make_dataset(train_data, config, shuffle=True, augmentation=augmentation, seed=seed)
     train_tf = train_tf.map(masks_as_uint8)
     val_tf = None

@@ -108,7 +108,8 @@ class CompareWindow(QMainWindow):
         toolbar.addWidget(self.stage_box)
         toolbar.addSeparator()
         self._action(toolbar, "Fit", self.fit_view, ["F"], "Show the whole image on both sides")
-        self._action(toolbar, "Clear selection", self.clear_selection, ["Esc"])
+        self._action(toolbar, "Clear selection", self.escape, ["Esc"],
+                     "Esc: clear the selection; with nothing selected, close the window")
         self._action(toolbar, "Export PNG…", self.export_png, ["Ctrl+E"],
                      "Both views, side by side, as one PNG")
         self._action(None, "Previous stage", lambda: self.step_stage(-1), ["Left", "PgUp"])
@@ -293,6 +294,14 @@ class CompareWindow(QMainWindow):
         self.pairs_table.clearSelection()
         for side in self.sides:
             side.session.select(None)
+
+    def escape(self) -> None:
+        """Esc: clear the selection, or close the window when nothing is selected."""
+        if any(side.session.selection is not None for side in self.sides) \
+                or self.pairs_table.selectionModel().hasSelection():
+            self.clear_selection()
+        else:
+            self.close()
 
     def select_pair(self, row: int) -> None:
         """Select row ``row`` of the detections table: its detections on both sides."""

@@ -79,6 +79,11 @@ def coco_dialog(make_dialog, tmp_path):
 
 def test_shapes_request_parses_back_field_by_field(make_dialog, tmp_path):
     dialog = make_dialog()
+    # Random weights default to all layers with TRAIN_BN (test_train_dialog_defaults); this
+    # user chooses matterport's heads-then-more recipe anyway.
+    dialog.stage_layers[0].setCurrentText("heads")
+    dialog.stage_checks[1].setChecked(True)
+    dialog.train_bn.setChecked(False)
     dialog.shapes_train.setValue(30)
     dialog.shapes_val.setValue(5)
     dialog.shapes_size.setValue(96)  # defaults base: image side rounds up to 128
@@ -144,12 +149,12 @@ def test_coco_request_with_validation_set(coco_dialog, tmp_path):
     assert (args.val_json, args.val_images) == (str(tmp_path / "val.json"),
                                                str(tmp_path / "val_images"))
     assert args.augment == "" and not args.mixed_precision and args.precision is None
-    assert coco_dialog.stages() == [("heads", 1)]
+    assert coco_dialog.stages() == [("all", 1)]  # random weights: all layers at once
     config = json.loads(Path(args.config).read_text())
     # Matterport's defaults for COCO, the dataset's class count.
     assert (config["NAME"], config["NUM_CLASSES"]) == ("coco", 4)
     assert config["BACKBONE"] == "resnet101" and config["IMAGE_MAX_DIM"] == 1024
-    assert request.description.startswith("train.json · heads · 1 epoch")
+    assert request.description.startswith("train.json · all · 1 epoch")
 
 
 def test_base_config_file_keeps_its_fields_and_gets_the_edits(make_dialog, tmp_path):
@@ -195,6 +200,7 @@ def test_prefill_from_the_viewers_coco_dataset(make_dialog, tmp_path):
 def test_stage_args_resume_with_other_layers_and_epochs(make_dialog, tmp_path):
     dialog = make_dialog()
     dialog.run_dir.setText(str(tmp_path / "runs" / "staged"))
+    dialog.stage_checks[1].setChecked(True)  # off by default from scratch
     first = dialog.request()
     layers, until = dialog.stages()[1]
     second = stage_args(first, layers, until, learning_rate=0.0001)
@@ -231,7 +237,8 @@ def test_stage_args_resume_with_other_layers_and_epochs(make_dialog, tmp_path):
     (lambda d, p: d.learning_rate.setText("0"), "Learning rate", "> 0"),
     (lambda d, p: d.learning_rate.setText("fast"), "Learning rate", "not a number"),
     (lambda d, p: d.stage_epochs[0].setValue(0), "Stage 1 epochs", "at least 1"),
-    (lambda d, p: d.stage_epochs[1].setValue(0), "Stage 2 epochs", "at least 1"),
+    (lambda d, p: (d.stage_checks[1].setChecked(True), d.stage_epochs[1].setValue(0)),
+     "Stage 2 epochs", "at least 1"),
     (lambda d, p: (d.aug_scale.setChecked(True), d.aug_scale_low.setValue(1.5)),
      "Augmentation", "scale_range"),
     (lambda d, p: d.run_dir.setText(""), "Run dir", "empty"),

@@ -320,6 +320,11 @@ def test_window_training_dock_and_menu(window, tmp_path, dialogs, monkeypatch):
         def show(self):
             made.append("shown")
 
+        def raise_(self):
+            pass
+
+        activateWindow = raise_
+
     monkeypatch.setitem(sys.modules, "viewer.compare",
                         types.SimpleNamespace(CompareWindow=FakeCompare))
     window.document.image_file = str(tmp_path / "image.png")
@@ -399,6 +404,8 @@ def dialog_request(qtbot, settings, tmp_path, name):
     dialog.steps_per_epoch.setValue(2)
     dialog.validation_steps.setValue(1)
     dialog.stage_epochs[0].setValue(2)
+    dialog.stage_layers[0].setCurrentText("heads")  # fast: not the from-scratch default
+    dialog.train_bn.setChecked(False)
     for check in dialog.stage_checks[1:]:
         check.setChecked(False)
     dialog.run_dir.setText(str(tmp_path / "runs" / name))

@@ -21,7 +21,11 @@ from pathlib import Path
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QSizePolicy,
                                QVBoxLayout)
 
+from viewer.dialogs import train_dialog_augmentation as augmentation_choices
 from viewer.dialogs import train_dialog_sections as sections
+from viewer.dialogs.train_dialog_defaults import (PRECISE_BN_BATCHES, build_precise_bn,
+                                                  connect_init_defaults, precise_bn_args,
+                                                  remembered_init)
 from viewer.dialogs.train_dialog_files import (REQUESTED_CONFIG, coco_folder_problems,
                                                run_dir_problems, write_requested_config)
 from viewer.dialogs.train_dialog_sections import (BACKBONES, BASE_CHOICES, INIT_CHOICES,
@@ -40,9 +44,7 @@ __all__ = ["TrainDialog", "stage_args", "coco_class_count", "weights_class_count
            "MAX_STAGES", "REMEMBERED", "SETTINGS_GROUP"]
 
 SHAPES_CLASS_COUNT = 4  # BG, square, circle, triangle
-
-
-PRECISE_BN_BATCHES = 20  # --precise-bn when TRAIN_BN is checked
+__all__ += ["PRECISE_BN_BATCHES"]  # now in train_dialog_defaults
 
 
 class TrainDialog(QDialog):
@@ -69,7 +71,12 @@ class TrainDialog(QDialog):
         self._filling = False
         self._auto_run_dir = ""
         self._build()  # shows the base config's values
+        remembered = remembered_init(self.settings, SETTINGS_GROUP)
         sections.restore_settings(self.settings, self, self._fill_from_base)
+        # Stage 1, TRAIN_BN and precise BN follow the initial weights; remembered values win
+        # unless the remembered weights are gone (e.g. no checkpoint left for "last").
+        connect_init_defaults(self, self.init_buttons, self.base_combo,
+                              remembered != self.init_choice())
         if current_dataset is not None:
             self._prefill_dataset(current_dataset.spec)
         self._show_dataset_page()
@@ -87,6 +94,7 @@ class TrainDialog(QDialog):
                                               self._refresh_classes))
         left.addWidget(sections.build_config(self, self.demo_spec, self._base_changed,
                                              self._fill_from_base))
+        build_precise_bn(self)
         left.addWidget(sections.build_stages(self, self._update_stage_labels))
         left.addStretch(1)
         right.addWidget(sections.build_init(self, self.demo_spec, self.runs_root,
@@ -234,7 +242,8 @@ class TrainDialog(QDialog):
         self.init_file_row.setEnabled(choice == "file")
         self.exclude.setEnabled(choice != "none")
         if choice == "none":
-            self.init_info.setText("Weights start random (backbone included).")
+            self.init_info.setText("Weights start random (backbone included): train all "
+                                   "layers with TRAIN_BN and precise BN.")
             self.exclude.clear()
             return
         path = self.init_path()
@@ -295,34 +304,13 @@ class TrainDialog(QDialog):
 
     def augmentation_text(self) -> str:
         """The --augment value ("" for none), in mrcnn.data.augment.parse_augmentation's form."""
-        tokens = [name for name, box in (("hflip", self.aug_hflip), ("vflip", self.aug_vflip))
-                  if box.isChecked()]
-        if self.aug_scale.isChecked():
-            tokens.append(f"scale={self.aug_scale_low.value():g}-{self.aug_scale_high.value():g}")
-        for name, box, spin in (("crop", self.aug_crop, self.aug_crop_value),
-                                ("brightness", self.aug_brightness, self.aug_brightness_value),
-                                ("contrast", self.aug_contrast, self.aug_contrast_value)):
-            if box.isChecked():
-                tokens.append(f"{name}={spin.value():g}")
-        return ",".join(tokens)
+        return augmentation_choices.augmentation_text(self)
 
     def albumentations_args(self) -> list[str]:
-        """The --augment-albumentations arguments of the run ([] when the field is empty)."""
-        spec = self.aug_albumentations.text().strip()
-        return ["--augment-albumentations", spec] if spec else []
+        return augmentation_choices.albumentations_args(self)
 
     def albumentations_problems(self) -> list[str]:
-        """Why the albumentations pipeline cannot be used (with the options above, or unloadable)."""
-        spec = self.aug_albumentations.text().strip()
-        if not spec:
-            return []
-        if self.augmentation_text():
-            return ["Augmentation: an albumentations pipeline replaces the options above; "
-                    "untick them or clear the albumentations field"]
-        from mrcnn.data.albumentations_aug import albumentations_problem
-
-        problem = albumentations_problem(spec)
-        return [f"Augmentation: {problem}"] if problem else []
+        return augmentation_choices.albumentations_problems(self)
 
     def device(self) -> Device:
         return self.devices[self.device_combo.currentIndex()]
@@ -442,10 +430,9 @@ class TrainDialog(QDialog):
         if self.mixed_precision.isChecked():
             # The training process resolves it on its own device (bf16 / fp16 / fp32).
             args += ["--precision", "auto"]
-        if self.train_bn.isChecked():
-            # BN trained from small batches: refresh its moving statistics before each
-            # checkpoint, or inference (which uses them) lags training badly.
-            args += ["--precise-bn", str(PRECISE_BN_BATCHES)]
+        # BN trained from small batches: refresh its moving statistics before each
+        # checkpoint, or inference (which uses them) lags training badly.
+        args += precise_bn_args(self)
         if self.tb_images.value():
             args += ["--tb-images", str(self.tb_images.value())]
         if self.local_workers.value() > 1:

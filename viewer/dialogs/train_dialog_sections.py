@@ -36,7 +36,7 @@ REMEMBERED = ("kind_combo", "shapes_train", "shapes_val", "shapes_size", "train_
               "seed", "aug_hflip", "aug_vflip", "aug_scale", "aug_scale_low", "aug_scale_high",
               "aug_crop", "aug_crop_value", "aug_brightness", "aug_brightness_value",
               "aug_contrast", "aug_contrast_value", "aug_albumentations", "local_workers",
-              "tb_images")
+              "tb_images", "precise_bn")
 
 
 def build_dataset(form, on_kind_changed, on_size_changed, on_train_json_changed) -> QGroupBox:
@@ -116,9 +116,9 @@ def build_config(form, demo_spec, on_base_changed, on_base_file_changed) -> QGro
     form.validation_steps.setToolTip("VALIDATION_STEPS at the end of each epoch (0: none)")
     form.train_bn = QCheckBox("Train BatchNorm layers (TRAIN_BN)")
     form.train_bn.setToolTip(
-        "Off by default: small batches make BN statistics unreliable. Needed when training "
-        "from scratch (no init weights); each checkpoint then gets BN statistics averaged "
-        f"over {20} batches (--precise-bn).")
+        "On when training from scratch (initial weights: None), where BN must learn; set "
+        "Precise BN so each checkpoint gets BN statistics averaged over that many batches. "
+        "Off when starting from a trained model: small batches make BN statistics unreliable.")
     box = QGroupBox("Model config")
     rows = QFormLayout(box)
     rows.addRow("Base", form.base_combo)

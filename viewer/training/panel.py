@@ -11,13 +11,14 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QLabel, QListView,
-                               QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit,
-                               QProgressBar, QPushButton, QSizePolicy, QSplitter,
-                               QVBoxLayout, QWidget)
+                               QListWidget, QListWidgetItem, QMessageBox, QProgressBar,
+                               QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from viewer.training.closing import confirm_stop_runs, stop_all_and_wait
+from viewer.training.continue_run import (ask_extra_epochs, can_continue, continue_request,
+                                          install_runs_menu)
+from viewer.training.log_view import TrainingLog
 from viewer.training.loss_plot import LossPlot
 from viewer.training.process import STOPPING
 from viewer.training.tensorboard_controls import TensorBoardControls
@@ -27,6 +28,9 @@ from viewer.training.runs import FAILED, INTERRUPTED, RunRecord, RunsModel
 RUNS_ROOT_KEY = "training/runs_root"
 WIDE_RATIO = 1.6  # width / height above which the parts sit side by side
 STOP_TIP = "Finish the current step, write a checkpoint and stop (press again to kill)"
+CHECKPOINT_HINT = "Ctrl+click: pick two to compare"  # one line in a narrow dock
+CHECKPOINT_HINT_TIP = ("Double-click a checkpoint to load it; Ctrl+click (Shift+click for a "
+                       "range) selects a second one, then Compare… shows the two side by side")
 
 
 def default_runs_root() -> str:
@@ -63,11 +67,15 @@ class TrainingPanel(QWidget):
         self.stop_button = self._button("Stop", self.stop_selected, STOP_TIP)
         self.resume_button = self._button("Resume", self.resume_selected,
                                           "Continue the run from its last good checkpoint")
+        self.continue_button = self._button("Continue training…", self.continue_selected,
+                                            "Train this finished run more epochs (from its "
+                                            "last checkpoint, same settings)")
         controls = self.tensorboard_controls
         self.tb_button, self.tb_label, self.tb_copy = (controls.button, controls.label,
                                                        controls.copy_button)
         buttons = QHBoxLayout()
-        for widget in (self.new_button, self.stop_button, self.resume_button, self.tb_button):
+        for widget in (self.new_button, self.stop_button, self.resume_button,
+                       self.continue_button, self.tb_button):
             buttons.addWidget(widget)
         buttons.addWidget(self.tb_label, 1)
         buttons.addWidget(self.tb_copy)
@@ -114,6 +122,7 @@ class TrainingPanel(QWidget):
         self.runs_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.runs_view.selectionModel().currentChanged.connect(
             lambda current, _: self.select_record(self.model.record(current.row())))
+        install_runs_menu(self)  # right-click: Resume, Continue training…
         self.runs_box = self._titled("Runs", self.runs_view)
         return self.runs_box
 
@@ -130,7 +139,11 @@ class TrainingPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.load_button)
         row.addWidget(self.compare_button)
-        return self._titled("Checkpoints", self.checkpoint_list, row)
+        self.checkpoint_hint = QLabel(CHECKPOINT_HINT)
+        self.checkpoint_hint.setWordWrap(True)
+        self.checkpoint_hint.setStyleSheet("color: gray")
+        self.checkpoint_hint.setToolTip(CHECKPOINT_HINT_TIP)
+        return self._titled("Checkpoints", self.checkpoint_list, row, self.checkpoint_hint)
 
     def _build_progress_and_plot(self) -> QWidget:
         self.progress_bar = QProgressBar()
@@ -163,14 +176,9 @@ class TrainingPanel(QWidget):
         return box
 
     def _build_log(self) -> QWidget:
-        self.log_view = QPlainTextEdit()
-        self.log_view.setReadOnly(True)
-        self.log_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
-        self.log_view.setMaximumBlockCount(5000)
-        self.log_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.log_view.setPlaceholderText("The training process's log (stderr) appears here.")
-        self.log_view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        return self._titled("Log", self.log_view)
+        self.log_box = TrainingLog()
+        self.log_view = self.log_box.view
+        return self.log_box
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -259,6 +267,15 @@ class TrainingPanel(QWidget):
         if self.record is not None and self.record.can_resume():
             self._start_reporting(self.record.resume_request())
 
+    def continue_selected(self, extra_epochs: int | None = None) -> None:
+        """Train the selected finished run ``extra_epochs`` more (asked when None)."""
+        record = self.record
+        if not can_continue(record):
+            return
+        extra_epochs = extra_epochs or ask_extra_epochs(self, record)
+        if extra_epochs:
+            self._start_reporting(continue_request(record, extra_epochs))
+
     def select_record(self, record: RunRecord | None) -> None:
         """Show ``record`` (reading its metrics on first selection)."""
         if record is self.record:
@@ -324,22 +341,14 @@ class TrainingPanel(QWidget):
     def _show_log(self) -> None:
         record = self.record
         if record is None:
-            self.log_view.clear()
+            self.log_box.set_lines([])
             return
-        if record.log:
-            self.log_view.setPlainText("\n".join(record.log))
-        else:
-            note = "(the log of a run started in an earlier session is not kept"
-            self.log_view.setPlainText(f"{note}; run.json says: {record.status or '?'}"
-                                       f"{' — ' + record.reason if record.reason else ''})")
-        self.log_view.verticalScrollBar().setValue(self.log_view.verticalScrollBar().maximum())
+        note = "(the log of a run started in an earlier session is not kept"
+        self.log_box.set_lines(record.log, f"{note}; run.json says: {record.status or '?'}"
+                               f"{' — ' + record.reason if record.reason else ''})")
 
     def _append_log(self, line: str) -> None:
-        bar = self.log_view.verticalScrollBar()
-        following = bar.value() >= bar.maximum() - 2  # keep the tail in view unless scrolled up
-        self.log_view.appendPlainText(line)
-        if following:
-            bar.setValue(bar.maximum())
+        self.log_box.append(line)
 
     def _fill_checkpoints(self) -> None:
         selected = {item.data(Qt.ItemDataRole.UserRole)
@@ -366,6 +375,7 @@ class TrainingPanel(QWidget):
         self.stop_button.setToolTip("Kill the process now (the epoch in progress is lost)"
                                     if stopping else STOP_TIP)
         self.resume_button.setEnabled(record is not None and record.can_resume())
+        self.continue_button.setEnabled(can_continue(record))
         self.tensorboard_controls.update_button()
         count = len(self.selected_checkpoints())
         self.load_button.setEnabled(count == 1)

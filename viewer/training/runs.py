@@ -38,8 +38,10 @@ class Curves:
     """Loss curves of one run, x = global step: train from "step" events (that step's losses),
     val from "epoch" events (``val_<name>`` at the epoch's last step).
 
-    A step at or before the last one seen means the run restarted there (a resume repeats the
-    interrupted epoch), so the points from that step on are replaced, not doubled.
+    A resume continues the step count from its checkpoint, so its points extend the curve. A
+    step at or before the last one seen means the run restarted there (resumed from a checkpoint
+    older than the last steps recorded, e.g. after a kill), so the points from that step on are
+    replaced, not doubled.
     """
 
     def __init__(self):
@@ -267,7 +269,11 @@ class RunRecord(QObject):
     # ---- progress ----------------------------------------------------------------------------
 
     def progress(self) -> tuple[float | None, str]:
-        """(fraction done of this session or None, one line "epoch 2/3 · step 7/12 · …")."""
+        """(fraction of the run's steps done or None, one line "epoch 2/3 · step 7/12 · …").
+
+        Steps count over the whole run, resumed sessions included (a resume continues the
+        count: mrcnn.runs.resume_point), so the bar and the label go on where a stop left them.
+        """
         info, step = self.start_info, self.last_step
         epochs = info.get("epochs")
         spe = info.get("steps_per_epoch")
@@ -276,11 +282,14 @@ class RunRecord(QObject):
         initial = int(info.get("initial_epoch", 0))
         if not step:
             if self.status in LIVE_STATES:
-                return 0.0, f"epoch {initial + 1}/{epochs} · tracing the first step…"
+                done = int(info.get("initial_step", initial * (spe or 0)))
+                resumed = f" (resumed after step {done})" if done else ""
+                return ((done / (epochs * spe)) if epochs and spe else 0.0,
+                        f"epoch {initial + 1}/{epochs}{resumed} · tracing the first step…")
             return self._past_progress()
         fraction = None
-        if epochs and spe and epochs > initial:
-            fraction = (step["step"] - initial * spe) / ((epochs - initial) * spe)
+        if epochs and spe:
+            fraction = step["step"] / (epochs * spe)
         parts = [f"epoch {step.get('epoch')}/{epochs or '?'}",
                  f"step {step.get('step')}/{epochs * spe if epochs and spe else '?'}"]
         if step.get("images_per_s") is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
+from viewer.training.compare_slot import CompareWindowSlot, show_when_window_shows
 from viewer.training.panel import TrainingPanel
 
 
@@ -30,7 +31,10 @@ class TrainingActions:
         self.child_windows: list = []
         self.panel = TrainingPanel(settings, current_dataset=lambda: session.dataset)
         self.dock = window.add_dock(self.TRAINING_DOCK, self.panel, "bottom")
-        self.dock.hide()  # the canvas keeps the full height until training is asked for
+        self.dock.hide()  # the canvas keeps the full height until training is asked for ...
+        if self.panel.model.rowCount():  # ... unless there are past runs to look at
+            show_when_window_shows(window, self.show_training)
+        self.compare_slot = CompareWindowSlot()  # one comparison window at a time
         self.panel.runStarted.connect(lambda *_: self.show_training())
         self.panel.loadCheckpoint.connect(self.load_checkpoint)
         self.panel.compareCheckpoints.connect(self.compare_checkpoints)
@@ -94,10 +98,9 @@ class TrainingActions:
         config = config if os.path.isfile(config) else ""
         specs = (ModelSpec(weights=weights_a, config=config),
                  ModelSpec(weights=weights_b, config=config))
-        window = CompareWindow(image, specs, (checkpoint_label(weights_a),
-                                              checkpoint_label(weights_b)), parent=self.window)
-        self.child_windows.append(window)
-        window.show()
+        labels = (checkpoint_label(weights_a), checkpoint_label(weights_b))
+        self.compare_slot.open((image, weights_a, weights_b, config),
+                               lambda: CompareWindow(image, specs, labels, parent=self.window))
 
     def compare_checkpoints_dialog(self) -> None:
         """Compare the two checkpoints selected in the panel, else two chosen .h5 files."""
