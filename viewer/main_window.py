@@ -115,6 +115,10 @@ class MainWindow(QMainWindow):
         right = [self.add_dock("Detections", self.detections_table, "right")]
         for title, panel_class in RIGHT_PANELS:
             right.append(self.add_dock(title, panel_class(self.session), "right"))
+        # Saliency jobs queue on the model thread: the model is never called by two threads.
+        explain = self.panels["Explain"]
+        explain.run_on(self.document.runner.companion(explain))
+        self.document.runner.busyChanged.connect(lambda busy: busy and explain.runner.cancel())
         for dock in right[1:]:
             self.tabifyDockWidget(right[0], dock)
         right[0].raise_()

@@ -26,20 +26,37 @@ class _Executor(QObject):
 
 class ModelThreadRunner(JobRunner):
     """A ``JobRunner`` whose jobs all run, in order, on one thread that lives until
-    ``shutdown()``. Same signals and the same cancel / supersede rules."""
+    ``shutdown()``. Same signals and the same cancel / supersede rules.
+
+    ``companion()`` gives another runner on the same thread (its own signals and current job):
+    other model jobs, such as the Explain panel's saliency maps, queue behind the tracing jobs
+    instead of calling the model from a second thread at the same time.
+    """
 
     _dispatch = Signal(object)  # worker -> _Executor.execute on the model thread
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, share_thread_of: "ModelThreadRunner | None" = None):
         super().__init__(parent)
-        self._thread = QThread()
-        self._thread.setObjectName("mrcnn-model")
-        self._executor = _Executor()
-        self._executor.moveToThread(self._thread)
-        self._dispatch.connect(self._executor.execute, Qt.ConnectionType.QueuedConnection)
         self._idle = threading.Condition()
         self._pending: list = []  # started workers that have not ended yet
-        self._thread.start()
+        self._companions: list = []
+        self._owner = share_thread_of
+        if share_thread_of is not None:
+            self._thread, self._executor = share_thread_of._thread, share_thread_of._executor
+        else:
+            self._thread = QThread()
+            self._thread.setObjectName("mrcnn-model")
+            self._executor = _Executor()
+            self._executor.moveToThread(self._thread)
+        self._dispatch.connect(self._executor.execute, Qt.ConnectionType.QueuedConnection)
+        if share_thread_of is None:
+            self._thread.start()
+
+    def companion(self, parent=None) -> "ModelThreadRunner":
+        """A runner whose jobs run on this runner's thread, in the same queue; shut down with it."""
+        runner = ModelThreadRunner(parent, share_thread_of=self)
+        self._companions.append(runner)
+        return runner
 
     def start(self, worker):
         self.cancel()
@@ -70,9 +87,14 @@ class ModelThreadRunner(JobRunner):
             return self._idle.wait_for(lambda: not self._pending, msecs / 1000.0)
 
     def shutdown(self, msecs: int = 10000) -> bool:
-        """Cancel the current job, let the running one end, and stop the thread."""
+        """Cancel the current job (and the companions'), let the running one end, and stop the
+        thread (a companion leaves the thread to its owner)."""
+        for companion in self._companions:
+            companion.cancel()
         self.cancel()
-        ended = self.wait(msecs)
+        ended = self.wait(msecs) and all(c.wait(msecs) for c in self._companions)
+        if self._owner is not None:
+            return ended
         self._thread.quit()
         return self._thread.wait(msecs) and ended
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QObject, Signal
 
 from mrcnn.trace_data import Trace
 from viewer.datasets import DatasetSpec
@@ -212,3 +213,54 @@ def test_model_thread_runs_every_job_on_one_thread_in_order(qtbot, fake_trace):
     qtbot.wait(50)
     assert len(finished) == 1  # nothing late from the first job
     assert runner.shutdown(TIMEOUT_MS) and not runner.is_running()
+
+
+def test_companion_runner_queues_on_the_model_thread_and_shuts_down_with_it(qtbot, fake_trace):
+    """A companion's jobs (the Explain panel's) run on the owner's thread, after the owner's
+    running job, never beside it; each runner reports only its own jobs."""
+    import threading
+
+    from viewer.model_thread import ModelThreadRunner
+
+    release = threading.Event()
+    events, finished, explained = [], [], []
+
+    def load(spec, step):
+        return _Model(), None
+
+    def trace(model, image, names):
+        events.append(("trace start", threading.get_ident()))
+        release.wait(10)
+        events.append(("trace end", threading.get_ident()))
+        return fake_trace
+
+    class _Job(QObject):
+        progress, finished, failed = Signal(str), Signal(object), Signal(str, str)
+        cancelled, done = Signal(), Signal()
+        cancel_requested = False
+
+        def cancel(self):
+            self.cancel_requested = True
+
+        def run(self):
+            events.append(("explain", threading.get_ident()))
+            self.finished.emit("map")
+            self.done.emit()
+
+    owner = ModelThreadRunner()
+    companion = owner.companion()
+    owner.finished.connect(finished.append)
+    companion.finished.connect(explained.append)
+    owner.start(TraceWorker("a.png", ModelSpec(weights="w.h5"), load_model_fn=load,
+                            trace_fn=trace, stats_fn=False,
+                            read_image_fn=lambda path: np.zeros((8, 8, 3), np.uint8)))
+    qtbot.waitUntil(lambda: len(events) == 1, timeout=TIMEOUT_MS)
+    companion.start(_Job())
+    qtbot.wait(100)
+    assert [name for name, _ in events] == ["trace start"]  # queued behind the trace
+    release.set()
+    qtbot.waitUntil(lambda: explained == ["map"] and len(finished) == 1, timeout=TIMEOUT_MS)
+    assert [name for name, _ in events] == ["trace start", "trace end", "explain"]
+    assert len({thread for _, thread in events}) == 1
+    assert finished[0].image_path == "a.png"
+    assert owner.shutdown(TIMEOUT_MS) and not owner.is_running()

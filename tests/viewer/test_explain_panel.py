@@ -175,6 +175,8 @@ def test_new_trace_clears_the_cache(qtbot, panel, fake_trace):
 def test_main_window_docks_the_explain_panel(window):
     assert isinstance(window.panels.get("Explain"), ExplainPanel)
     assert window.panels["Explain"].model_provider() is None  # the window's model: none yet
+    # its jobs queue on the model thread, behind the traces (never two threads on one model)
+    assert window.panels["Explain"].runner._thread is window.document.runner._thread
 
 
 def test_panel_and_worker_import_no_tensorflow():

@@ -39,19 +39,30 @@ class ExplainPanel(QWidget):
         self.session = session
         self.model_provider = model_provider or self._window_model
         self.worker_factory = worker_factory or ExplainWorker
-        self.runner = JobRunner(self)
+        self.runner = None
         self.cache: dict = {}            # (id(trace), *request.key()) -> [H, W] map
         self.detection: int | None = None
         self.saliency: np.ndarray | None = None
         self.pending: ExplainRequest | None = None
         self._build()
+        self.run_on(JobRunner(self))  # the window moves it to the model thread (run_on)
         session.traceChanged.connect(self._on_trace)
         session.selectionChanged.connect(self._on_selection)
-        self.runner.progress.connect(self.status.setText)
-        self.runner.finished.connect(self._on_result)
-        self.runner.failed.connect(self._on_failed)
-        self.runner.cancelled.connect(lambda: self._set_busy(False))
         self._on_trace(session.trace)
+
+    def run_on(self, runner) -> None:
+        """Run the saliency jobs on ``runner`` (a JobRunner; the window passes a companion of
+        the document's model-thread runner, so the model is never called by two threads)."""
+        if self.runner is not None:
+            self.runner.cancel()
+            for signal in (self.runner.progress, self.runner.finished, self.runner.failed,
+                           self.runner.cancelled):
+                signal.disconnect()
+        self.runner = runner
+        runner.progress.connect(self.status.setText)
+        runner.finished.connect(self._on_result)
+        runner.failed.connect(self._on_failed)
+        runner.cancelled.connect(lambda: self._set_busy(False))
 
     # ---- widgets ----------------------------------------------------------------------------
 
@@ -95,7 +106,7 @@ class ExplainPanel(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.view, 1)
         self.explain_button.clicked.connect(self.compute)
-        self.cancel_button.clicked.connect(self.runner.cancel)
+        self.cancel_button.clicked.connect(lambda: self.runner.cancel())
         self.export_button.clicked.connect(self._export_dialog)
         self.opacity.valueChanged.connect(self._render)
         for combo in (self.method, self.target):
