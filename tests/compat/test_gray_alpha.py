@@ -10,10 +10,10 @@ from mrcnn.data.dataset import Dataset, _to_rgb_uint8, read_image_rgb, to_rgb_ui
 
 
 def gray_alpha(dtype, seed=0):
-    """[7, 9, 2] gray + alpha with every alpha value different from the gray."""
+    """[9, 11, 2] gray + alpha (the model takes 8 px a side and up) with every alpha value different from the gray."""
     rng = np.random.default_rng(seed)
     top = np.iinfo(dtype).max
-    gray = rng.integers(0, top + 1, (7, 9)).astype(dtype)
+    gray = rng.integers(0, top + 1, (9, 11)).astype(dtype)
     alpha = (top - gray).astype(dtype)
     return np.stack([gray, alpha], axis=-1)
 
@@ -23,7 +23,7 @@ def test_in_memory_8bit_gray_alpha_becomes_gray_rgb():
     expected = np.repeat(image[:, :, :1], 3, axis=-1)
     for convert in (imaging.to_model_channels, to_rgb_uint8, lambda x: _to_rgb_uint8(x, "x")):
         out = convert(image)
-        assert out.shape == (7, 9, 3) and out.dtype == np.uint8
+        assert out.shape == (9, 11, 3) and out.dtype == np.uint8
         np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(imaging.to_model_channels(image, channels=1), image[:, :, :1])
 
@@ -31,7 +31,7 @@ def test_in_memory_8bit_gray_alpha_becomes_gray_rgb():
 def test_in_memory_16bit_gray_alpha_scales_by_257():
     image = gray_alpha(np.uint16)
     out = imaging.to_model_channels(image)
-    assert out.dtype == np.float32 and out.shape == (7, 9, 3)
+    assert out.dtype == np.float32 and out.shape == (9, 11, 3)
     np.testing.assert_allclose(out, np.repeat(image[:, :, :1] / 257.0, 3, axis=-1), rtol=1e-6)
     expected = np.round(image[:, :, 0] / 257.0).astype(np.uint8)
     for out in (to_rgb_uint8(image), _to_rgb_uint8(image, "x")):
@@ -52,7 +52,7 @@ def test_gray_alpha_png_files_through_every_reader(tmp_path, dtype):
     gray = image[:, :, 0].astype(np.float64) / (257.0 if dtype == np.uint16 else 1.0)
     for name, read in readers.items():
         out = read()
-        assert out.shape == (7, 9, 3) and out.dtype == np.uint8, name
+        assert out.shape == (9, 11, 3) and out.dtype == np.uint8, name
         np.testing.assert_array_equal(out[:, :, 0], out[:, :, 1], err_msg=name)
         np.testing.assert_array_equal(out[:, :, 0], out[:, :, 2], err_msg=name)
         if dtype == np.uint8:
