@@ -80,22 +80,26 @@ class TrainingActions:
                                  else ""))
 
     def compare_checkpoints(self, weights_a: str, weights_b: str, config: str) -> None:
-        """Trace the current image with both checkpoints in a comparison window."""
+        """Trace the image on screen (file, dataset row with its ground truth, or a saved
+        trace's image) with both checkpoints in a comparison window."""
+        from viewer.shown_image import shown_image
         from viewer.workers import ModelSpec
 
-        image = self.document.image_file
-        if not image:
+        shown = shown_image(self.document, self.session)
+        if shown is None:
             self.session.report_error("No image to compare on", "Open an image first (File > "
-                                      "Open image, Ctrl+O): the comparison traces it with both "
-                                      "checkpoints.")
+                                      "Open image, Ctrl+O, or a dataset image): the comparison "
+                                      "traces it with both checkpoints.")
             return
         from viewer.compare import CompareWindow  # on first use: the window stays light to start
 
         config = config if os.path.isfile(config) else ""
         specs = (ModelSpec(weights=weights_a, config=config),
                  ModelSpec(weights=weights_b, config=config))
-        window = CompareWindow(image, specs, (checkpoint_label(weights_a),
-                                              checkpoint_label(weights_b)), parent=self.window)
+        extra = {"source": shown.source} if shown.source is not None else {}
+        window = CompareWindow(shown.image_path, specs, (checkpoint_label(weights_a),
+                                                         checkpoint_label(weights_b)),
+                               parent=self.window, **extra)
         self.child_windows.append(window)
         window.show()
 
