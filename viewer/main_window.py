@@ -259,24 +259,27 @@ class MainWindow(QMainWindow):
     # ---- dialogs ---------------------------------------------------------------------------
 
     def open_dataset_dialog(self):
-        dialog = OpenDatasetDialog(self, initial=self.document.dataset_spec)
+        dialog = OpenDatasetDialog(self, initial=self.document.dataset_spec, recent=self.recent)
         if dialog.exec():
             self.open_dataset(dialog.spec())
 
     def open_image_dialog(self):
-        image = self.document.image_file
-        start = os.path.dirname(image) if image else os.getcwd()
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", start, IMAGE_FILTER)
+        # File dialogs start in the last folder used (kept across sessions), not the cwd.
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", self.recent.start_folder(),
+                                              IMAGE_FILTER)
         if path:
+            self.recent.remember_folder(path)
             self.open_image(path)
 
     def open_trace_dialog(self):
-        path, _ = QFileDialog.getOpenFileName(self, "Open trace", os.getcwd(), TRACE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open trace", self.recent.start_folder(),
+                                              TRACE_FILTER)
         if path:
+            self.recent.remember_folder(path)
             self.open_trace(path)
 
     def open_model_dialog(self):
-        dialog = OpenModelDialog(self, initial=self.document.model_spec)
+        dialog = OpenModelDialog(self, initial=self.document.model_spec, recent=self.recent)
         if dialog.exec():
             self.set_model(dialog.spec())
 
