@@ -64,6 +64,7 @@ def dataset_spec(args):
     return None
 
 
+RESULT_STAGE = "composite"  # "Final result": the stage a model's first trace opens on
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "resources" / "samples"
 
 
@@ -140,6 +141,9 @@ def open_startup(window, args) -> None:
     if args.trace:
         window.open_trace(args.trace)
     spec, data, problem = startup_plan(args)
+    if spec is not None and window.document.pending_stage is None:
+        # A model on the first image (the demo): show what it finds, as the README says.
+        window.document.pending_stage = RESULT_STAGE
     if problem:
         window.show_error(*problem)
     if data is not None:

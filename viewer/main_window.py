@@ -22,6 +22,7 @@ from viewer.dialogs.open_dataset import OpenDatasetDialog
 from viewer.dialogs.open_model import OpenModelDialog
 from viewer.dialogs.shortcuts import ShortcutsDialog
 from viewer.document import Document
+from viewer.loading_hint import LoadingHint
 from viewer.panels.activations import ActivationsPanel
 from viewer.panels.canvas import CanvasPanel
 from viewer.panels.dataset_list import DatasetPanel
@@ -206,6 +207,7 @@ class MainWindow(QMainWindow):
         self.session.traceChanged.connect(self._update_title)
         self.document.modelChanged.connect(self._update_title)
         self.document.datasetOpened.connect(self._show_dataset_dock)
+        self.loading_hint = LoadingHint(self.session, self.canvas.empty_hint, self)
 
     # ---- status --------------------------------------------------------------------------
 
