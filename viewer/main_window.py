@@ -54,7 +54,8 @@ RIGHT_PANELS = (
 # Default window size and dock widths (pixels); the window shrinks to fit smaller screens.
 DEFAULT_SIZE = (1440, 920)
 LEFT_DOCK_WIDTH = (215, 260)     # min, max: "RPN scores · 4,092 · 1839 ms" fits
-RIGHT_DOCK_WIDTH = (450, 540)    # five tab titles fit without eliding
+RIGHT_DOCK_WIDTH = (450, 580)    # min: the Weights table's main columns fit; max
+RIGHT_DOCK_SHARE = 0.36          # of the window width: 518 px of 1440, the canvas keeps 45%
 _AREAS = {"left": Qt.DockWidgetArea.LeftDockWidgetArea, "right": Qt.DockWidgetArea.RightDockWidgetArea,
           "bottom": Qt.DockWidgetArea.BottomDockWidgetArea}
 _STEP_KEYS = {Qt.Key.Key_Up: -1, Qt.Key.Key_PageUp: -1, Qt.Key.Key_Left: -1,
@@ -102,7 +103,8 @@ class MainWindow(QMainWindow):
         return dock
 
     def _build_docks(self):
-        self.setTabPosition(Qt.DockWidgetArea.RightDockWidgetArea, QTabWidget.TabPosition.North)
+        # Tabs down the column's side: seven titles do not fit across a 450-560 px column.
+        self.setTabPosition(Qt.DockWidgetArea.RightDockWidgetArea, QTabWidget.TabPosition.West)
         self.stage_list = StageListPanel(self.session)
         self.add_dock("Stages", self.stage_list, "left")
         self.dataset_panel = DatasetPanel(self.session)
@@ -138,7 +140,7 @@ class MainWindow(QMainWindow):
     def _size_docks(self):
         width = self.width()
         left = min(max(int(width * 0.16), LEFT_DOCK_WIDTH[0]), LEFT_DOCK_WIDTH[1])
-        right = min(max(int(width * 0.30), RIGHT_DOCK_WIDTH[0]), RIGHT_DOCK_WIDTH[1])
+        right = min(max(int(width * RIGHT_DOCK_SHARE), RIGHT_DOCK_WIDTH[0]), RIGHT_DOCK_WIDTH[1])
         self.resizeDocks([self.docks["Stages"], self.docks["Detections"]], [left, right],
                          Qt.Orientation.Horizontal)
         # The stage list needs ~11 rows; the dataset list below it takes the rest.

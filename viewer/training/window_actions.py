@@ -29,8 +29,12 @@ class TrainingActions:
         self.document = document
         self.child_windows: list = []
         self.panel = TrainingPanel(settings, current_dataset=lambda: session.dataset)
-        self.dock = window.add_dock(self.TRAINING_DOCK, self.panel, "bottom")
-        self.dock.hide()  # the canvas keeps the full height until training is asked for
+        # A tab of the right-hand column: a bottom dock took a third of the height, and the
+        # canvas kept ~440 px. The panel lays itself out for a tall, narrow column.
+        self.dock = window.add_dock(self.TRAINING_DOCK, self.panel, "right")
+        if "Detections" in window.docks:
+            window.tabifyDockWidget(window.docks["Detections"], self.dock)
+        self.dock.hide()  # a tab only once training is asked for
         self.panel.runStarted.connect(lambda *_: self.show_training())
         self.panel.loadCheckpoint.connect(self.load_checkpoint)
         self.panel.compareCheckpoints.connect(self.compare_checkpoints)
