@@ -126,7 +126,10 @@ def main(argv=None) -> int:
             lambda result: app.exit(0) if result.trace is None else None)
     window.show()
     window.document.pending_stage = args.stage
-    if args.panel in window.docks:
+    if args.panel == "Training":  # hidden until asked for
+        window.training_actions.show_training()
+    elif args.panel in window.docks:
+        window.docks[args.panel].show()
         window.docks[args.panel].raise_()
     # Open once the event loop runs: an exit() asked for before exec() (a trace ready at
     # once, an error at once) would be lost, and --quit-after-trace would never quit.
