@@ -11,7 +11,8 @@ from __future__ import annotations
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QHeaderView
 
-PADDING = 10  # pixels beside a column's widest text (cell margins, the sort arrow)
+PADDING = 6        # pixels beside a column's widest cell (its size hint has the margins)
+HEADER_EXTRA = 24  # pixels beside a header's title: margins and the sort arrow
 
 
 class ColumnFitter(QObject):
@@ -49,7 +50,10 @@ class ColumnFitter(QObject):
     def preferred_width(self, column: int) -> int:
         """The width that shows ``column``'s header and every cell's text unelided."""
         header = self.table.horizontalHeader()
-        return max(self.table.sizeHintForColumn(column), header.sectionSizeHint(column)) + PADDING
+        title = str(self.table.model().headerData(column, Qt.Orientation.Horizontal) or "")
+        # Measured, not header.sectionSizeHint: that is 0 for a section hidden until now.
+        title_width = header.fontMetrics().horizontalAdvance(title) + HEADER_EXTRA
+        return max(self.table.sizeHintForColumn(column), title_width) + PADDING
 
     def _order(self, count: int) -> list[int]:
         listed = [c for c in self.priority if c < count]

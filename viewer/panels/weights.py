@@ -26,6 +26,7 @@ COLUMNS = ("Layer", "Weight", "Shape", "Mean", "Std", "Min", "Max", "Zeros %", "
 # selected weight's line below the table shows every value.
 COLUMN_PRIORITY = tuple(COLUMNS.index(name) for name in (
     "Layer", "Weight", "Mean", "Std", "Max", "Flags", "Min", "Shape", "Zeros %"))
+LAYER_MIN_WIDTH = 115  # pixels: "res2a_branch2a" whole; a further column waits for more room
 DEAD_COLOUR = QColor(205, 215, 245)
 EXPLODING_COLOUR = QColor(250, 200, 195)
 FLAG_TOOLTIPS = {
@@ -201,7 +202,7 @@ class WeightsPanel(SessionPanel):
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row)
         self.hidden_columns: list[str] = []
         self.fitter = ColumnFitter(self.table, COLUMN_PRIORITY, stretch=COLUMNS.index("Layer"),
-                                   stretch_min=90, on_fit=self._on_columns_fitted)
+                                   stretch_min=LAYER_MIN_WIDTH, on_fit=self._on_columns_fitted)
         self.detail_label = QLabel()  # every value of the selected weight, hidden columns too
         self.detail_label.setWordWrap(True)
         self.detail_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
