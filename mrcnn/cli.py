@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mrcnn.errors import InputError
-from mrcnn.model_files import (default_class_names, load_config, read_class_names, read_image,
-                               read_weight_shapes)
+from mrcnn.model_files import load_config, model_class_names, read_image, read_weight_shapes
 from mrcnn.precision import add_precision_argument, apply_precision
 from mrcnn.atomic import atomic_write, write_bytes_atomic
 from mrcnn.checks import debug
@@ -41,9 +40,9 @@ class CliError(InputError):
 
 
 def _class_names(args, config) -> list[str]:
-    if getattr(args, "class_names", None):
-        return read_class_names(args.class_names, config.NUM_CLASSES)
-    return default_class_names(config.NUM_CLASSES)
+    """--class-names, else the names of the run the weights come from, else defaults."""
+    return model_class_names(getattr(args, "weights", None), config.NUM_CLASSES,
+                             getattr(args, "class_names", None))
 
 
 def build_model(args, command: str):

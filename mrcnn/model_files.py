@@ -210,6 +210,46 @@ def read_class_names(path, num_classes: int) -> list[str]:
     return [str(n) for n in names]
 
 
+RUN_FILE_NAME = "run.json"
+
+
+def find_run_file(weights_path) -> Path | None:
+    """``run.json`` of the training run ``weights_path`` belongs to (beside the weights, or in
+    the run directory: ``RUN/checkpoints/epoch_0001.h5`` -> ``RUN/run.json``), or None. The same
+    two places ``find_config`` looks for ``config.json``."""
+    weights = Path(weights_path).resolve()
+    for folder in (weights.parent, weights.parent.parent):
+        if (folder / RUN_FILE_NAME).is_file():
+            return folder / RUN_FILE_NAME
+    return None
+
+
+def run_class_names(weights_path, num_classes: int) -> list[str] | None:
+    """The class names (BG first) the run of ``weights_path`` trained with (its run.json's
+    ``class_names``), or None: no run.json, an unreadable one, or names that do not fit
+    ``num_classes`` (the weights were then not trained on that run's dataset)."""
+    found = find_run_file(weights_path)
+    if found is None:
+        return None
+    try:
+        names = json.loads(found.read_text()).get("class_names")
+    except (OSError, ValueError, AttributeError):
+        return None  # a broken run record must not stop the weights from loading
+    if not isinstance(names, list) or len(names) != num_classes:
+        return None
+    return [str(n) for n in names]
+
+
+def model_class_names(weights_path, num_classes: int, names_path=None) -> list[str]:
+    """The class names of a model: the file ``names_path`` when given (``read_class_names``),
+    else the names its training run recorded (``run_class_names``), else
+    ``default_class_names``. ``mrcnn detect / trace / explain`` and the viewer use this rule."""
+    if names_path:
+        return read_class_names(names_path, num_classes)
+    return (run_class_names(weights_path, num_classes) if weights_path else None) or \
+        default_class_names(num_classes)
+
+
 def default_class_names(num_classes: int) -> list[str]:
     """COCO's names for an 81-class model (matterport's mask_rcnn_coco.h5), else "class i"."""
     from mrcnn.data.coco_names import COCO_CLASS_NAMES

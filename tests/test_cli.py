@@ -236,3 +236,27 @@ def test_81_class_weights_infer_matterports_coco_config(tmp_path, capsys):
     config = model_files.load_config(None, path, "detect")
     assert config.NAME == "coco" and config.NUM_CLASSES == 81
     assert config.BACKBONE == "resnet50" and config.DETECTION_MIN_CONFIDENCE == 0.7
+
+
+@pytest.mark.slow
+def test_detect_and_trace_use_the_class_names_of_the_checkpoints_run(files, tmp_path):
+    """A run's checkpoint without --class-names: the names recorded in the run's run.json."""
+    import shutil
+
+    run = tmp_path / "runs" / "shapes_1"
+    (run / "checkpoints").mkdir(parents=True)
+    checkpoint = shutil.copy(files / "tiny.h5", run / "checkpoints" / "epoch_0001.h5")
+    shutil.copy(files / "tiny.json", run / "config.json")
+    names = ["BG", "circle", "triangle", "square"]
+    (run / "run.json").write_text(json.dumps({"status": "finished", "class_names": names}))
+    out = tmp_path / "detect"
+    assert cli.main(["detect", str(files / "a.png"), "--weights", str(checkpoint),
+                     "--out", str(out), "--dpi", "30"]) == 0
+    document = json.loads((out / "detections.json").read_text())
+    assert document["class_names"] == names
+    detections = document["images"][0]["detections"]
+    assert detections and all(d["class_name"] == names[d["class_id"]] for d in detections)
+    assert cli.main(["trace", str(files / "b.png"), "--weights", str(checkpoint),
+                     "--out", str(tmp_path / "trace"), "--activations", "fpn_p3",
+                     "--dpi", "30"]) == 0
+    assert Trace.load(tmp_path / "trace" / "trace.npz").class_names == names

@@ -125,6 +125,48 @@ def test_read_image_and_class_names_raise_their_own_types(tmp_path):
         model_files.read_class_names(names, 5)
 
 
+SHAPES_NAMES = ["BG", "square", "circle", "triangle"]
+
+
+def write_run(run, names=SHAPES_NAMES, text=None):
+    """A run directory as mrcnn train leaves it: run.json (class names), a checkpoint."""
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "run.json").write_text(text if text is not None else
+                                  json.dumps({"status": "finished", "class_names": names}))
+    return write_weights(run / "checkpoints" / "epoch_0002.h5")
+
+
+def test_a_runs_checkpoints_carry_its_class_names(tmp_path):
+    checkpoint = write_run(tmp_path / "runs" / "shapes_1")
+    assert model_files.find_run_file(checkpoint) == tmp_path / "runs" / "shapes_1" / "run.json"
+    assert model_files.run_class_names(checkpoint, 4) == SHAPES_NAMES
+    assert model_files.model_class_names(checkpoint, 4) == SHAPES_NAMES
+    # Beside the weights counts too (a run directory holding its own weights).
+    beside = write_weights(tmp_path / "flat" / "w.h5")
+    (tmp_path / "flat" / "run.json").write_text(json.dumps({"class_names": ["BG", "a", "b", "c"]}))
+    assert model_files.model_class_names(beside, 4) == ["BG", "a", "b", "c"]
+    # A class names file given wins over the run's names.
+    names = tmp_path / "names.txt"
+    names.write_text("x\ny\nz\n")
+    assert model_files.model_class_names(checkpoint, 4, names) == ["BG", "x", "y", "z"]
+
+
+@pytest.mark.parametrize("names, text", [
+    (["BG", "square", "circle"], None),          # another dataset's classes: 3, model has 4
+    (None, "{not json"),                         # a broken run record
+    (None, json.dumps({"status": "running"})),   # a record without names
+    (None, json.dumps(["BG", "a", "b", "c"])),   # not an object
+])
+def test_run_names_that_do_not_fit_fall_back_to_defaults(tmp_path, names, text):
+    checkpoint = write_run(tmp_path / "run", names=names, text=text)
+    assert model_files.run_class_names(checkpoint, 4) is None
+    assert model_files.model_class_names(checkpoint, 4) == ["BG", "class 1", "class 2",
+                                                             "class 3"]
+    loose = write_weights(tmp_path / "elsewhere" / "w.h5")
+    assert model_files.find_run_file(loose) is None
+    assert model_files.model_class_names(loose, 4) == ["BG", "class 1", "class 2", "class 3"]
+
+
 def test_default_config_values_for_shapes_round_up_to_64_and_validate():
     values = model_files.default_config_values("shapes", 100)
     assert values["IMAGE_MIN_DIM"] == values["IMAGE_MAX_DIM"] == 128

@@ -68,6 +68,7 @@ def dataset_spec(args):
     return None
 
 
+RESULT_STAGE = "composite"  # "Final result": the stage a model's first trace opens on
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "resources" / "samples"
 
 
@@ -130,7 +131,10 @@ def main(argv=None) -> int:
             lambda result: app.exit(0) if result.trace is None else None)
     window.show()
     window.document.pending_stage = args.stage
-    if args.panel in window.docks:
+    if args.panel == "Training":  # hidden until asked for
+        window.training_actions.show_training()
+    elif args.panel in window.docks:
+        window.docks[args.panel].show()
         window.docks[args.panel].raise_()
     if args.select:
         _select_on_first_trace(window, args.select)
@@ -149,6 +153,9 @@ def open_startup(window, args) -> None:
     if args.report:
         window.errors_actions.open_report(args.report)
     spec, data, problem = startup_plan(args)
+    if spec is not None and window.document.pending_stage is None:
+        # A model on the first image (the demo): show what it finds, as the README says.
+        window.document.pending_stage = RESULT_STAGE
     if spec is not None and spec.demo and not args.panel and "Diagnosis" in window.docks:
         window.docks["Diagnosis"].raise_()  # the demo's first screen: why each object was found
     if problem:

@@ -50,18 +50,25 @@ class CompareWindow(QMainWindow):
     """Two checkpoints on one image, side by side.
 
     ``specs`` / ``labels``: models A and B and how to name them. ``worker_factory(image_path,
-    spec, model, class_names)`` -> TraceWorker (as ``Document.worker_factory``; tests inject
-    fake loaders). Closing the window cancels the tracing.
+    spec, model, class_names[, source=...])`` -> TraceWorker (as ``Document.worker_factory``;
+    tests inject fake loaders). ``source``: a dataset image (``viewer.datasets.DatasetImage``)
+    or ``viewer.shown_image.TraceImage`` traced instead of the file ``image_path`` (which may
+    then be None), with its ground truth. Closing the window cancels the tracing.
     """
 
-    def __init__(self, image_path: str, specs: tuple[ModelSpec, ModelSpec],
-                 labels: tuple[str, str], parent=None, worker_factory=None):
+    def __init__(self, image_path: str | None, specs: tuple[ModelSpec, ModelSpec],
+                 labels: tuple[str, str], parent=None, worker_factory=None, source=None):
         super().__init__(parent)
         if len(specs) != 2 or len(labels) != 2:
             raise ValueError(f"CompareWindow needs two models and two labels, got {len(specs)} "
                              f"and {len(labels)}")
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.image_path = os.fspath(image_path)
+        if image_path is None and source is None:
+            raise ValueError("CompareWindow needs an image file or a source image to trace")
+        self.source = source
+        self.image_path = os.fspath(image_path) if image_path is not None else None
+        # What titles, the sides' image path and export names show.
+        self.image_name = source.name if source is not None else Path(self.image_path).name
         self.worker_factory = worker_factory or TraceWorker
         # No parent: it may outlive the window (see compare_runners), a worker step cannot be
         # cut short.
@@ -73,7 +80,7 @@ class CompareWindow(QMainWindow):
         self.rows: list[tuple] = []
         self._current: int | None = None   # side being traced
         self._syncing = False
-        self.setWindowTitle(f"Compare — {Path(self.image_path).name} — "
+        self.setWindowTitle(f"Compare — {self.image_name} — "
                             f"{labels[0]} vs {labels[1]}")
         self.resize(*self._default_size())
         self._build()
@@ -203,7 +210,8 @@ class CompareWindow(QMainWindow):
         self._set_busy(True)
         self.status_label.setText(f"[{index + 1}/2] {side.heading}: starting…")
         try:
-            worker = self.worker_factory(self.image_path, side.spec, None, None)
+            extra = {"source": self.source} if self.source is not None else {}
+            worker = self.worker_factory(self.image_path, side.spec, None, None, **extra)
             worker.stats_fn = False  # weight statistics are not compared
         except Exception as error:  # noqa: BLE001 - a bad spec fails this side only
             self._on_failed("Cannot start tracing", f"{type(error).__name__}: {error}")
@@ -222,7 +230,7 @@ class CompareWindow(QMainWindow):
         side, other = self.sides[self._current], self.sides[1 - self._current]
         # B's trace resets its view to the whole image; keep A's zoom (the views are linked).
         keep = other.canvas.vb.viewRange() if other.trace is not None else None
-        side.show_trace(result.trace, self.image_path)
+        side.show_trace(result.trace, self.image_path or self.image_name)
         if keep is not None:
             other.canvas.vb.setRange(xRange=keep[0], yRange=keep[1], padding=0)
         self._next()
@@ -429,7 +437,7 @@ class CompareWindow(QMainWindow):
     def export_png(self, path=None):
         """Write both views side by side to ``path`` (asks when None); the path, or None."""
         if path is None:
-            stem = Path(self.image_path).stem
+            stem = Path(self.image_name).stem
             path, _ = QFileDialog.getSaveFileName(self, "Export comparison as PNG",
                                                   f"{stem}_compare.png", "PNG (*.png)")
             if not path:

@@ -220,12 +220,12 @@ class Document(QObject):
         self.session.set_dataset(dataset)
         self.datasetOpened.emit(dataset)
         self.session.set_status(f"Dataset {dataset.spec.describe()}: {len(dataset)} images, "
-                                f"{len(dataset.class_names) - 1} classes. Pick an image in the "
-                                "Dataset list (N / P walk it).")
+                                f"{len(dataset.class_names) - 1} classes. N / P walk it.")
+        # Its first image (or the row asked for) opens at once, so N / P walk the dataset,
+        # not the folder of an image shown before.
         pending, self._pending_dataset_image = self._pending_dataset_image, None
-        if pending is not None:
-            row, model = pending
-            self.open_dataset_image(min(max(row, 0), len(dataset) - 1), model)
+        row, model = pending if pending is not None else (0, None)
+        self.open_dataset_image(min(max(row, 0), len(dataset) - 1), model)
 
     def open_dataset_image(self, row: int, spec: ModelSpec | None = None) -> None:
         """Open image ``row`` of the session's dataset with its ground truth (and trace it)."""

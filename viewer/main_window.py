@@ -23,6 +23,7 @@ from viewer.dialogs.open_model import OpenModelDialog
 from viewer.dialogs.shortcuts import ShortcutsDialog
 from viewer.document import Document
 from viewer.errors_actions import ErrorsActions
+from viewer.loading_hint import LoadingHint
 from viewer.panels.activations import ActivationsPanel
 from viewer.panels.canvas import CanvasPanel
 from viewer.panels.dataset_list import DatasetPanel
@@ -56,7 +57,8 @@ RIGHT_PANELS = (
 # Default window size and dock widths (pixels); the window shrinks to fit smaller screens.
 DEFAULT_SIZE = (1440, 920)
 LEFT_DOCK_WIDTH = (215, 260)     # min, max: "RPN scores · 4,092 · 1839 ms" fits
-RIGHT_DOCK_WIDTH = (450, 540)    # five tab titles fit without eliding
+RIGHT_DOCK_WIDTH = (450, 580)    # min: the Weights table's main columns fit; max
+RIGHT_DOCK_SHARE = 0.36          # of the window width: 518 px of 1440, the canvas keeps 45%
 _AREAS = {"left": Qt.DockWidgetArea.LeftDockWidgetArea, "right": Qt.DockWidgetArea.RightDockWidgetArea,
           "bottom": Qt.DockWidgetArea.BottomDockWidgetArea}
 _STEP_KEYS = {Qt.Key.Key_Up: -1, Qt.Key.Key_PageUp: -1, Qt.Key.Key_Left: -1,
@@ -105,7 +107,8 @@ class MainWindow(QMainWindow):
         return dock
 
     def _build_docks(self):
-        self.setTabPosition(Qt.DockWidgetArea.RightDockWidgetArea, QTabWidget.TabPosition.North)
+        # Tabs down the column's side: seven titles do not fit across a 450-560 px column.
+        self.setTabPosition(Qt.DockWidgetArea.RightDockWidgetArea, QTabWidget.TabPosition.West)
         self.stage_list = StageListPanel(self.session)
         self.add_dock("Stages", self.stage_list, "left")
         self.dataset_panel = DatasetPanel(self.session)
@@ -146,7 +149,7 @@ class MainWindow(QMainWindow):
     def _size_docks(self):
         width = self.width()
         left = min(max(int(width * 0.16), LEFT_DOCK_WIDTH[0]), LEFT_DOCK_WIDTH[1])
-        right = min(max(int(width * 0.30), RIGHT_DOCK_WIDTH[0]), RIGHT_DOCK_WIDTH[1])
+        right = min(max(int(width * RIGHT_DOCK_SHARE), RIGHT_DOCK_WIDTH[0]), RIGHT_DOCK_WIDTH[1])
         self.resizeDocks([self.docks["Stages"], self.docks["Detections"]], [left, right],
                          Qt.Orientation.Horizontal)
         # The stage list needs ~11 rows; the dataset list below it takes the rest.
@@ -216,6 +219,7 @@ class MainWindow(QMainWindow):
         self.session.traceChanged.connect(self._update_title)
         self.document.modelChanged.connect(self._update_title)
         self.document.datasetOpened.connect(self._show_dataset_dock)
+        self.loading_hint = LoadingHint(self.session, self.canvas.empty_hint, self)
 
     # ---- status --------------------------------------------------------------------------
 
@@ -269,24 +273,27 @@ class MainWindow(QMainWindow):
     # ---- dialogs ---------------------------------------------------------------------------
 
     def open_dataset_dialog(self):
-        dialog = OpenDatasetDialog(self, initial=self.document.dataset_spec)
+        dialog = OpenDatasetDialog(self, initial=self.document.dataset_spec, recent=self.recent)
         if dialog.exec():
             self.open_dataset(dialog.spec())
 
     def open_image_dialog(self):
-        image = self.document.image_file
-        start = os.path.dirname(image) if image else os.getcwd()
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", start, IMAGE_FILTER)
+        # File dialogs start in the last folder used (kept across sessions), not the cwd.
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", self.recent.start_folder(),
+                                              IMAGE_FILTER)
         if path:
+            self.recent.remember_folder(path)
             self.open_image(path)
 
     def open_trace_dialog(self):
-        path, _ = QFileDialog.getOpenFileName(self, "Open trace", os.getcwd(), TRACE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open trace", self.recent.start_folder(),
+                                              TRACE_FILTER)
         if path:
+            self.recent.remember_folder(path)
             self.open_trace(path)
 
     def open_model_dialog(self):
-        dialog = OpenModelDialog(self, initial=self.document.model_spec)
+        dialog = OpenModelDialog(self, initial=self.document.model_spec, recent=self.recent)
         if dialog.exec():
             self.set_model(dialog.spec())
 

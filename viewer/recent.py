@@ -1,4 +1,5 @@
-"""Recent files (persisted with QSettings) and next / previous image in the same folder."""
+"""Recent files and the last folder used (persisted with QSettings: file dialogs start there),
+and next / previous image in the same folder."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from PySide6.QtCore import QSettings
 ORGANIZATION = "mrcnn"
 APPLICATION = "mrcnn-viewer"
 RECENT_KEY = "recent/files"
+FOLDER_KEY = "recent/folder"   # the folder of the last file opened or chosen in a dialog
 MAX_RECENT = 10
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 TRACE_SUFFIXES = (".npz",)
@@ -35,7 +37,28 @@ class RecentFiles:
         path = os.path.abspath(os.fspath(path))
         paths = [path] + [p for p in self.paths() if p != path]
         self.settings.setValue(RECENT_KEY, paths[:MAX_RECENT])
+        self.remember_folder(path)
         self.settings.sync()
+
+    def last_folder(self) -> str:
+        """The folder of the last file opened or chosen (kept across sessions), or "" when
+        there is none or it no longer exists."""
+        folder = str(self.settings.value(FOLDER_KEY, "") or "")
+        return folder if folder and os.path.isdir(folder) else ""
+
+    def remember_folder(self, path) -> None:
+        """Remember ``path``'s folder (``path`` itself when it is a folder) for file dialogs."""
+        path = os.path.abspath(os.fspath(path))
+        self.settings.setValue(FOLDER_KEY, path if os.path.isdir(path) else os.path.dirname(path))
+
+    def start_folder(self, current: str = "") -> str:
+        """Where a file dialog opens: beside ``current`` (the path already in its field) when
+        that folder exists, else the last folder used, else the working directory."""
+        if current:
+            folder = current if os.path.isdir(current) else os.path.dirname(current)
+            if folder and os.path.isdir(folder):
+                return os.path.abspath(folder)
+        return self.last_folder() or os.getcwd()
 
     def remove(self, path) -> None:
         path = os.path.abspath(os.fspath(path))

@@ -68,3 +68,58 @@ def available_stages(trace) -> list[ViewStage]:
     if trace is None:
         return []
     return [stage for stage in VIEW_STAGES if all(key in trace for key in stage.needs)]
+
+
+# ---- timings: one naming for the stage list and the Timings tab ------------------------------
+
+# Trace timing keys (``Trace.meta["timings"]``, seconds, from mrcnn.trace) charged to each
+# viewer stage. The proposal layer refines anchors and runs NMS in one step, so its time goes
+# to "Proposals (NMS)" alone; "Final result" costs nothing beyond the stages before it.
+STAGE_TIMINGS = {
+    "input": ("mold",),
+    "anchors": (),
+    "rpn_scores": ("features", "rpn"),
+    "refined_anchors": (),
+    "proposals": ("proposals",),
+    "roi_refinement": ("classifier",),
+    "detections": ("detection",),
+    "raw_masks": ("mask",),
+    "masks": ("postprocess",),
+    "composite": (),
+}
+# Timed work that is no stage of the list: the ground-truth targets (only with GT).
+EXTRA_TIMINGS = {"targets": "GT targets (RPN + ROI)"}
+TOTAL_TIMING = "total"  # the whole pass: shown apart, never as a stage
+
+
+def stage_seconds(stage_key: str, timings: dict) -> float | None:
+    """Seconds charged to viewer stage ``stage_key``, None when the trace timed none of it."""
+    keys = [k for k in STAGE_TIMINGS.get(stage_key, ()) if timings.get(k) is not None]
+    return sum(float(timings[k]) for k in keys) if keys else None
+
+
+def timing_stages(timings: dict) -> list[tuple[str, float, str]]:
+    """[(name, seconds, trace keys)] of ``timings`` ({trace key: seconds}) named as the stage
+    list names them, in pipeline order; then the GT targets; then any key no stage claims (a
+    trace from another version), by its own name. The total is not a row."""
+    rows, claimed = [], {TOTAL_TIMING}
+    for stage in VIEW_STAGES:
+        seconds = stage_seconds(stage.key, timings)
+        claimed.update(STAGE_TIMINGS.get(stage.key, ()))
+        if seconds is not None:
+            keys = [k for k in STAGE_TIMINGS[stage.key] if timings.get(k) is not None]
+            rows.append((stage.title, seconds, " + ".join(keys)))
+    for key, name in EXTRA_TIMINGS.items():
+        claimed.add(key)
+        if timings.get(key) is not None:
+            rows.append((name, float(timings[key]), key))
+    rows += [(str(k), float(v), str(k)) for k, v in timings.items()
+             if k not in claimed and v is not None]
+    return rows
+
+
+def total_seconds(timings: dict) -> float:
+    """The whole pass: ``timings["total"]`` when timed, else the sum of the rest."""
+    if timings.get(TOTAL_TIMING) is not None:
+        return float(timings[TOTAL_TIMING])
+    return sum(float(v) for k, v in timings.items() if v is not None)

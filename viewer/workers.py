@@ -78,8 +78,7 @@ def read_image(path):
 
 def load_model(spec: ModelSpec, step):
     """(inference MaskRCNN with weights, class names or None); ``step(text)`` between steps."""
-    from mrcnn.model_files import (default_class_names, load_config, read_class_names,
-                                   read_weight_shapes)
+    from mrcnn.model_files import load_config, model_class_names, read_weight_shapes
 
     from mrcnn.checks.weights import check_loaded_weights, require_mask_rcnn_layers
 
@@ -89,8 +88,9 @@ def load_model(spec: ModelSpec, step):
     from mrcnn.precision import apply_precision
 
     config = apply_precision(config, spec.precision)
-    names = (read_class_names(spec.class_names, config.NUM_CLASSES) if spec.class_names
-             else default_class_names(config.NUM_CLASSES))
+    # The class names file given, else those of the run the weights come from (a checkpoint
+    # of a viewer-started run), else defaults: the same rule as mrcnn detect / trace.
+    names = model_class_names(spec.weights, config.NUM_CLASSES, spec.class_names or None)
     step(LOADING_TF)
     from mrcnn.model import MaskRCNN
 

@@ -145,7 +145,10 @@ def test_dataset_worker_is_injectable(qtbot, settings):
     spec = DatasetSpec("shapes", count=2)
     document.open_dataset(spec)
     qtbot.waitUntil(lambda: session.dataset is not None, timeout=TIMEOUT_MS)
-    assert loaded == [spec] and session.dataset.spec is spec and session.dataset_row is None
+    # Its first image opens at once (N / P then walk the dataset).
+    assert loaded == [spec] and session.dataset.spec is spec and session.dataset_row == 0
+    qtbot.waitUntil(lambda: session.trace is not None, timeout=TIMEOUT_MS)
+    assert session.trace.image.shape == (8, 8, 3)
     document.close(5000)
 
 
@@ -157,6 +160,19 @@ class _FakeDataset:
 
     def __len__(self):
         return 2
+
+    def image_path(self, row):
+        return None
+
+    def name(self, row):
+        return f"fake-{row}"
+
+    def load_image(self, row):
+        return np.zeros((8, 8, 3), np.uint8)
+
+    def ground_truth(self, row):
+        return {"boxes": np.zeros((0, 4), np.int32), "class_ids": np.zeros(0, np.int32),
+                "masks": np.zeros((8, 8, 0), bool)}
 
 
 def test_weight_stats_cache_keys_on_the_weights_file(tmp_path):

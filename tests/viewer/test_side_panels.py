@@ -242,12 +242,13 @@ def test_timings_totals_bars_and_counts(qtbot, session):
     session.set_trace(make_trace())
     assert panel.stack.currentWidget() is not panel.hint
     assert panel.total_ms == pytest.approx(100.0)
+    # "rpn" is the stage list's "RPN scores"; keys no stage claims keep their own names.
     assert [(n, round(ms, 6), round(p, 6)) for n, ms, p in panel.rows] == [
-        ("backbone", 30.0, 30.0), ("rpn", 10.0, 10.0), ("heads", 60.0, 60.0)]
+        ("RPN scores", 10.0, 10.0), ("backbone", 30.0, 30.0), ("heads", 60.0, 60.0)]
     table = panel.timing_table
     assert table.rowCount() == 4 and table.item(3, 0).text() == "Total"
     assert table.item(3, 1).text() == "100.00" and table.item(2, 2).text() == "60.0"
-    np.testing.assert_allclose(panel.bars.opts["width"], [30.0, 10.0, 60.0])
+    np.testing.assert_allclose(panel.bars.opts["width"], [10.0, 30.0, 60.0])
     counts = {panel.count_table.item(r, 0).text(): panel.count_table.item(r, 1).text()
               for r in range(panel.count_table.rowCount())}
     assert counts == {"anchors": "2", "proposals/post_nms": "2"}
@@ -259,7 +260,7 @@ def test_timings_total_key_and_fallback_counts(qtbot, session):
     trace.meta["timings"] = {"backbone": 0.02, "heads": 0.02, "total": 0.05}
     session.set_trace(trace)
     assert panel.total_ms == pytest.approx(50.0)
-    assert [round(p, 6) for _, _, p in panel.rows] == [40.0, 40.0]
+    assert [round(p, 6) for _, _, p in panel.rows] == [40.0, 40.0]  # of the timed total
     # Without meta["counts"] the panel counts items itself (Trace.counts()), leaving out the
     # input image and activations, whose "count" is a height.
     expected = [k for k in trace.counts() if k != "input" and not k.startswith("activations/")]
@@ -267,6 +268,44 @@ def test_timings_total_key_and_fallback_counts(qtbot, session):
             for r in range(panel.count_table.rowCount())] == expected
     session.set_trace(None)
     assert panel.stack.currentWidget() is panel.hint and panel.timing_table.rowCount() == 0
+
+
+def test_timings_use_the_stage_lists_names_and_show_the_total_apart(qtbot, session):
+    """A real trace's keys (mrcnn.trace): rows named as the stage list names them, GT targets
+    their own row, no "Final result" row, the total apart - and the stage list agrees."""
+    from viewer.panels.stage_list import StageListPanel
+    from viewer.stages import stage_by_key
+
+    timings = {"mold": 0.004, "features": 0.21, "rpn": 0.03, "proposals": 0.05,
+               "classifier": 0.04, "detection": 0.01, "mask": 0.03, "postprocess": 0.02,
+               "targets": 0.05}
+    timings["total"] = sum(timings.values())  # 0.444 s, as mrcnn.trace sums it
+    trace = make_trace(timings=False)
+    trace.meta["timings"] = timings
+    panel = _panel(qtbot, TimingsPanel, session)
+    stages = StageListPanel(session)
+    qtbot.addWidget(stages)
+    session.set_trace(trace)
+    expected = [("Input & resize", 4.0), ("RPN scores", 240.0), ("Proposals (NMS)", 50.0),
+                ("ROI refinement", 40.0), ("Detections (NMS)", 10.0), ("Raw masks 28x28", 30.0),
+                ("Full-size masks", 20.0), ("GT targets (RPN + ROI)", 50.0)]
+    assert [(n, round(ms, 6)) for n, ms, _ in panel.rows] == expected
+    assert panel.total_ms == pytest.approx(444.0)
+    assert sum(ms for _, ms, _ in panel.rows) == pytest.approx(panel.total_ms)
+    assert "Final result" not in [n for n, _, _ in panel.rows]
+    assert "total 444.0 ms" in panel.total_label.text()
+    for name, ms in expected[:-1]:  # the stage list shows the same milliseconds
+        key = next(s.key for s in _view_stages() if s.title == name)
+        assert f"{ms:.0f} ms" in stages.item_for(key).text(), (name, stages.item_for(key).text())
+    final = stages.item_for("composite").text()
+    assert "ms" not in final and stage_by_key("composite").title in final
+    assert stages.total.text() == "Total 444 ms (50 ms of it GT targets (RPN + ROI))"
+
+
+def _view_stages():
+    from viewer.stages import VIEW_STAGES
+
+    return VIEW_STAGES
 
 
 # ---- ground truth ------------------------------------------------------------------------------

@@ -225,3 +225,37 @@ def test_open_model_dialog(qtbot, tmp_path):
     with_demo = OpenModelDialog(demo=demo)
     qtbot.addWidget(with_demo)
     assert with_demo.demo_radio.isEnabled() and with_demo.spec() == demo  # fp32: unchanged
+
+
+@pytest.mark.slow
+def test_a_runs_checkpoint_traces_a_file_image_with_the_runs_class_names(tmp_path):
+    """The checkpoint of a run, no class names file: the run's names (run.json), as on a
+    dataset image, on a file image and so in both compare panes (the same worker)."""
+    import json
+
+    import keras
+    import skimage.io
+    from tiny_config import TinyConfig
+
+    from mrcnn.model import MaskRCNN
+
+    run = tmp_path / "runs" / "shapes_1"
+    (run / "checkpoints").mkdir(parents=True)
+    config = TinyConfig()
+    config.to_json(run / "config.json")
+    keras.utils.set_random_seed(0)
+    MaskRCNN("inference", config).save_weights(str(run / "checkpoints" / "epoch_0001.h5"))
+    keras.backend.clear_session()
+    names = ["BG", "square", "circle", "triangle"]
+    (run / "run.json").write_text(json.dumps({"status": "finished", "class_names": names}))
+    image = tmp_path / "photo.png"
+    skimage.io.imsave(image, np.full((128, 128, 3), 90, np.uint8), check_contrast=False)
+
+    worker = TraceWorker(str(image), ModelSpec(weights=str(run / "checkpoints" /
+                                                           "epoch_0001.h5")), stats_fn=False)
+    results, failures = [], []
+    worker.finished.connect(results.append)
+    worker.failed.connect(lambda *error: failures.append(error))
+    worker.run()  # synchronously: this test is the worker thread
+    assert not failures, failures
+    assert results[0].class_names == names and results[0].trace.class_names == names

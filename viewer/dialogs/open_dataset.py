@@ -8,16 +8,19 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayo
                                QLineEdit, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from viewer.dialogs.browse_row import browse_row
+from viewer.recent import RecentFiles
 from viewer.datasets import SHAPES_DEFAULT_COUNT, SHAPES_DEFAULT_SIZE, DatasetSpec
 
 COCO_TAB, SHAPES_TAB = 0, 1
 
 
 class OpenDatasetDialog(QDialog):
-    """Choose a dataset; ``spec()`` gives the choice as a ``DatasetSpec``."""
+    """Choose a dataset; ``spec()`` gives the choice as a ``DatasetSpec``. ``recent``
+    (viewer.recent.RecentFiles): where Browse… starts, the last folder used."""
 
-    def __init__(self, parent=None, initial: DatasetSpec | None = None):
+    def __init__(self, parent=None, initial: DatasetSpec | None = None, recent=None):
         super().__init__(parent)
+        self.recent = recent if recent is not None else RecentFiles()
         self.setWindowTitle("Open dataset")
         self.setMinimumWidth(560)
         self.tabs = QTabWidget()
@@ -73,7 +76,7 @@ class OpenDatasetDialog(QDialog):
         return browse_row(edit, lambda: self._browse(edit, folder))
 
     def _browse(self, edit, folder):
-        start = edit.text() or os.getcwd()
+        start = self.recent.start_folder(edit.text().strip())
         if folder:
             path = QFileDialog.getExistingDirectory(self, "Choose image folder", start)
         else:
@@ -83,6 +86,7 @@ class OpenDatasetDialog(QDialog):
                 # COCO layouts put images beside or below the annotations folder; a start.
                 self.image_dir_edit.setText(os.path.dirname(path))
         if path:
+            self.recent.remember_folder(path)
             edit.setText(path)
 
     def _set(self, spec: DatasetSpec) -> None:

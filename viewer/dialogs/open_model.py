@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBo
                                QFormLayout, QLabel, QLineEdit, QRadioButton, QVBoxLayout, QWidget)
 
 from viewer.dialogs.browse_row import browse_row
+from viewer.recent import RecentFiles
 from viewer.workers import ModelSpec, demo_model_spec
 
 
@@ -24,10 +25,13 @@ PRECISION_TIP = ("Compute precision of convolutions and dense layers. bf16 is se
 
 
 class OpenModelDialog(QDialog):
-    """Choose weights (+ config, class names) or the built-in demo; ``spec()`` gives the choice."""
+    """Choose weights (+ config, class names) or the built-in demo; ``spec()`` gives the choice.
+    ``recent`` (viewer.recent.RecentFiles): where Browse… starts, the last folder used."""
 
-    def __init__(self, parent=None, initial: ModelSpec | None = None, demo: ModelSpec | None = None):
+    def __init__(self, parent=None, initial: ModelSpec | None = None, demo: ModelSpec | None = None,
+                 recent=None):
         super().__init__(parent)
+        self.recent = recent if recent is not None else RecentFiles()
         self.setWindowTitle("Open model")
         self.setMinimumWidth(560)
         self._demo = demo if demo is not None else demo_model_spec()
@@ -94,9 +98,11 @@ class OpenModelDialog(QDialog):
         return browse_row(edit, lambda: self._browse(edit, pattern))
 
     def _browse(self, edit, pattern):
-        path, _ = QFileDialog.getOpenFileName(self, "Choose file", edit.text() or os.getcwd(),
+        path, _ = QFileDialog.getOpenFileName(self, "Choose file",
+                                              self.recent.start_folder(edit.text().strip()),
                                               pattern + ";;All files (*)")
         if path:
+            self.recent.remember_folder(path)
             edit.setText(path)
 
     def _update(self, *_):

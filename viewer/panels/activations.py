@@ -23,7 +23,10 @@ from viewer.panels.kit import SessionPanel
 pg.setConfigOptions(imageAxisOrder="row-major")
 
 CHANNELS_PER_PAGE = 64
-THUMBNAIL_SIZE = 56  # pixels; small enough for 8 columns in a docked panel
+THUMBNAIL_SIZE = 48  # pixels; 7 columns, 4 rows of them in a 450 px wide dock at 1600x1000
+# Heights of layer tree : channel grid : large view, as shares of the panel (the large view
+# took most of it and left the tree ~5 rows, the grid 2).
+SPLIT_SHARES = (28, 38, 34)
 COLORMAP = "viridis"
 LAYER_ROLE = Qt.UserRole
 CHANNEL_ROLE = Qt.UserRole
@@ -97,11 +100,12 @@ class ActivationsPanel(SessionPanel):
         splitter.addWidget(self.tree)
         splitter.addWidget(self._build_grid())
         splitter.addWidget(self._build_large_view())
-        splitter.setStretchFactor(0, 2)
-        splitter.setStretchFactor(1, 3)
-        splitter.setStretchFactor(2, 4)
+        for index, share in enumerate(SPLIT_SHARES):
+            splitter.setStretchFactor(index, share)
+        splitter.setSizes(list(SPLIT_SHARES))  # proportions: Qt scales them to the height
         splitter.setChildrenCollapsible(False)
         self.tree.setMinimumHeight(90)
+        self.tree.setUniformRowHeights(True)
         self.splitter = splitter
         return splitter
 
@@ -114,6 +118,7 @@ class ActivationsPanel(SessionPanel):
         self.grid.setResizeMode(QListWidget.Adjust)
         self.grid.setMovement(QListWidget.Static)
         self.grid.setUniformItemSizes(True)
+        self.grid.setSpacing(2)
         self.grid.currentItemChanged.connect(self._on_thumbnail_changed)
 
         self.prev_button = QPushButton("<")

@@ -8,23 +8,11 @@ tooltip saying which trace data they need.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QAbstractItemView, QLabel, QListWidget, QListWidgetItem,
+                               QVBoxLayout, QWidget)
 
-from viewer.stages import VIEW_STAGES
+from viewer.stages import EXTRA_TIMINGS, VIEW_STAGES, stage_seconds, total_seconds
 
-# Trace timing keys (``Trace.meta["timings"]``, seconds) charged to each viewer stage.
-STAGE_TIMINGS = {
-    "input": ("mold",),
-    "anchors": (),
-    "rpn_scores": ("features", "rpn"),
-    "refined_anchors": ("proposals",),
-    "proposals": ("proposals",),
-    "roi_refinement": ("classifier",),
-    "detections": ("detection",),
-    "raw_masks": ("mask",),
-    "masks": ("postprocess",),
-    "composite": ("total",),
-}
 _BACK_KEYS = (Qt.Key.Key_Up, Qt.Key.Key_PageUp, Qt.Key.Key_Left)
 _FORWARD_KEYS = (Qt.Key.Key_Down, Qt.Key.Key_PageDown, Qt.Key.Key_Right)
 
@@ -36,11 +24,21 @@ def stage_label(stage, trace) -> str:
         counts = trace.meta.get("counts") or trace.counts()
         if stage.count_key in counts:
             parts.append(f"{counts[stage.count_key]:,}")
-        timings = trace.meta.get("timings", {})
-        seconds = sum(float(timings[k]) for k in STAGE_TIMINGS.get(stage.key, ()) if k in timings)
-        if any(k in timings for k in STAGE_TIMINGS.get(stage.key, ())):
+        seconds = stage_seconds(stage.key, trace.meta.get("timings") or {})
+        if seconds is not None:
             parts.append(f"{seconds * 1000:.0f} ms")
     return "  ·  ".join(parts)
+
+
+def total_label(trace) -> str:
+    """'Total 1,839 ms (50 ms of it GT targets)' under the list; "" without timings."""
+    timings = (trace.meta.get("timings") or {}) if trace is not None else {}
+    if not timings:
+        return ""
+    text = f"Total {total_seconds(timings) * 1000:,.0f} ms"
+    extra = [f"{float(timings[k]) * 1000:,.0f} ms of it {name}" for k, name in
+             EXTRA_TIMINGS.items() if timings.get(k) is not None]
+    return text + (f" ({'; '.join(extra)})" if extra else "")
 
 
 class _StageListWidget(QListWidget):
@@ -86,6 +84,12 @@ class StageListPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.list)
+        # The whole pass, apart from the stages (it is no stage's time).
+        self.total = QLabel()
+        self.total.setContentsMargins(6, 2, 6, 2)
+        self.total.setWordWrap(True)
+        self.total.setToolTip("Time of the whole traced pass; the Timings tab splits it")
+        layout.addWidget(self.total)
         self.list.currentItemChanged.connect(self._on_current)
         session.traceChanged.connect(self._on_trace)
         session.stageChanged.connect(self._on_stage)
@@ -114,6 +118,8 @@ class StageListPanel(QWidget):
             if not enabled:
                 tip += "\n\nNot in this trace: needs " + ", ".join(stage.needs) + "."
             item.setToolTip(tip)
+        self.total.setText(total_label(trace))
+        self.total.setVisible(bool(self.total.text()))
         self._on_stage(self.session.stage)
 
     def _on_stage(self, key: str):

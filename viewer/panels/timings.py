@@ -17,22 +17,21 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QSplitter
 from mrcnn.trace_data import ACTIVATION_PREFIX
 from viewer.export import export_widget_png
 from viewer.panels.kit import SessionPanel
+from viewer.stages import timing_stages, total_seconds
 
 # Stages whose "count" is an image height, not a number of items.
 COUNTLESS_STAGES = ("input",)
-TOTAL_KEY = "total"  # a trace may time the whole pass as well; it is the total, not a stage
 BAR_BRUSH = (80, 140, 220)
 
 
 def timing_rows(timings: dict) -> tuple[list[tuple[str, float, float]], float]:
-    """([(stage, ms, percent of total)], total ms) from {stage: seconds}.
+    """([(stage, ms, percent of total)], total ms) from {trace key: seconds}: the stages named
+    as the stage list names them (``viewer.stages.timing_stages``), the total apart.
 
     The total is ``timings["total"]`` when present, else the sum of the stages.
     """
-    stages = [(str(k), 1000.0 * float(v)) for k, v in timings.items()
-              if k != TOTAL_KEY and v is not None]
-    total = 1000.0 * float(timings[TOTAL_KEY]) if timings.get(TOTAL_KEY) is not None else \
-        sum(ms for _, ms in stages)
+    stages = [(name, 1000.0 * seconds) for name, seconds, _ in timing_stages(timings)]
+    total = 1000.0 * total_seconds(timings) if timings else 0.0
     return [(name, ms, 100.0 * ms / total if total > 0 else 0.0) for name, ms in stages], total
 
 

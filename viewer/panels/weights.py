@@ -19,8 +19,14 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeade
 from mrcnn.stats import DEAD_THRESHOLD, EXPLODING_THRESHOLD  # numpy-only; for the tooltips
 from viewer.export import export_widget_png
 from viewer.panels.kit import SORT_ROLE, Column, ColumnTableModel, SessionPanel
+from viewer.panels.table_fit import ColumnFitter
 
 COLUMNS = ("Layer", "Weight", "Shape", "Mean", "Std", "Min", "Max", "Zeros %", "Flags")
+# Which columns a narrow dock keeps first (viewer.panels.table_fit); the others hide, and the
+# selected weight's line below the table shows every value.
+COLUMN_PRIORITY = tuple(COLUMNS.index(name) for name in (
+    "Layer", "Weight", "Mean", "Std", "Max", "Flags", "Min", "Shape", "Zeros %"))
+LAYER_MIN_WIDTH = 115  # pixels: "res2a_branch2a" whole; a further column waits for more room
 DEAD_COLOUR = QColor(205, 215, 245)
 EXPLODING_COLOUR = QColor(250, 200, 195)
 FLAG_TOOLTIPS = {
@@ -58,8 +64,13 @@ def normalise_stat(stat) -> dict:
             "nonfinite": int(stat.get("nonfinite") or 0), "flags": flags}
 
 
-def _format_number(value: float) -> str:
-    return "nan" if math.isnan(value) else f"{value:+.4g}"
+def _format_number(value: float, digits: int = 4) -> str:
+    return "nan" if math.isnan(value) else f"{value:+.{digits}g}"
+
+
+def _table_number(value: float) -> str:
+    # Three digits: the numbers columns then fit a narrow dock; the detail line has four.
+    return _format_number(value, 3)
 
 
 def _sort_number(value: float) -> float:
@@ -90,7 +101,7 @@ def weight_columns(icons: dict) -> tuple[Column, ...]:
                       icon=icon)
 
     def number(title, key):
-        return column(title, lambda row: _format_number(row[key]),
+        return column(title, lambda row: _table_number(row[key]),
                       lambda row: _sort_number(row[key]), right=True)
 
     def flag_icon(row):
@@ -98,7 +109,9 @@ def weight_columns(icons: dict) -> tuple[Column, ...]:
             return None
         return icons["exploding" if "exploding" in row["flags"] else "dead"]
 
-    return (column("Layer", lambda row: row["layer"]),
+    # The flag's icon shows beside the layer too: the Flags column is the first to go when
+    # the dock is narrow, the coloured row and its icon stay.
+    return (column("Layer", lambda row: row["layer"], icon=flag_icon),
             column("Weight", lambda row: row["name"]),
             column("Shape", lambda row: " x ".join(map(str, row["shape"])) or "scalar",
                    lambda row: int(np.prod(row["shape"])) if row["shape"] else 1),
@@ -108,6 +121,15 @@ def weight_columns(icons: dict) -> tuple[Column, ...]:
                    lambda row: 100.0 * row["zeros"], right=True),
             column("Flags", lambda row: ", ".join(row["flags"]), lambda row: len(row["flags"]),
                    icon=flag_icon))
+
+
+def weight_detail(row: dict) -> str:
+    """One line with every statistic of a weight (normalised row), the flags last."""
+    shape = " x ".join(map(str, row["shape"])) or "scalar"
+    text = (f"{row['layer']}/{row['name']} [{shape}]: mean {_format_number(row['mean'])}, "
+            f"std {_format_number(row['std'])}, min {_format_number(row['min'])}, "
+            f"max {_format_number(row['max'])}, zeros {100.0 * row['zeros']:.1f} %")
+    return text + (f" · {', '.join(row['flags'])}" if row["flags"] else "")
 
 
 class WeightFilterProxy(QSortFilterProxyModel):
@@ -161,11 +183,11 @@ class WeightsPanel(SessionPanel):
         self.flagged_check.setToolTip("Show only dead or exploding weights")
         self.filter_edit.textChanged.connect(self._apply_filter)
         self.flagged_check.toggled.connect(self._apply_filter)
-        self.summary_label = QLabel()
+        self.summary_label = QLabel()  # its own line: beside the filter it was cut off
+        self.summary_label.setWordWrap(True)
         controls = QHBoxLayout()
         controls.addWidget(self.filter_edit, 1)
         controls.addWidget(self.flagged_check)
-        controls.addWidget(self.summary_label)
 
         self.table = QTableView()
         self.table.setModel(self.proxy)
@@ -174,9 +196,16 @@ class WeightsPanel(SessionPanel):
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SingleSelection)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        rows = self.table.verticalHeader()
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(self.fontMetrics().height() + 6)  # compact: more rows show
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row)
+        self.hidden_columns: list[str] = []
+        self.fitter = ColumnFitter(self.table, COLUMN_PRIORITY, stretch=COLUMNS.index("Layer"),
+                                   stretch_min=LAYER_MIN_WIDTH, on_fit=self._on_columns_fitted)
+        self.detail_label = QLabel()  # every value of the selected weight, hidden columns too
+        self.detail_label.setWordWrap(True)
+        self.detail_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
 
         self.plot = pg.PlotWidget()
         self.plot.setLabel("bottom", "weight value")
@@ -189,11 +218,13 @@ class WeightsPanel(SessionPanel):
         table_layout = QVBoxLayout(table_box)
         table_layout.setContentsMargins(0, 0, 0, 0)
         table_layout.addLayout(controls)
+        table_layout.addWidget(self.summary_label)
         table_layout.addWidget(self.table, 1)
+        table_layout.addWidget(self.detail_label)
         splitter = QSplitter(Qt.Vertical)
         splitter.addWidget(table_box)
         splitter.addWidget(self.plot)
-        splitter.setSizes([300, 200])
+        splitter.setSizes([420, 200])  # the table first: it is what one scans
         return splitter
 
     # ---- session -> view -----------------------------------------------------------------
@@ -203,7 +234,7 @@ class WeightsPanel(SessionPanel):
         self.model.set_rows(rows)
         self._show_histogram(None)
         self.show_content(bool(rows))
-        self.table.resizeColumnsToContents()
+        self.fitter.fit()
         self._update_summary()
         if rows:  # an empty histogram plot reads as broken: show the first weight's at once
             self.table.selectRow(0)
@@ -214,10 +245,17 @@ class WeightsPanel(SessionPanel):
         self.proxy.set_filter(self.filter_edit.text(), self.flagged_check.isChecked())
         self._update_summary()
 
+    def _on_columns_fitted(self, hidden) -> None:
+        self.hidden_columns = [COLUMNS[c] for c in hidden]
+        self._update_summary()
+
     def _update_summary(self) -> None:
         flagged = sum(1 for row in self.model.rows if row["flags"])
-        self.summary_label.setText(f"{self.proxy.rowCount()} of {len(self.model.rows)} shown, "
-                                   f"{flagged} flagged")
+        text = f"{self.proxy.rowCount()} of {len(self.model.rows)} shown · {flagged} flagged"
+        if self.hidden_columns:
+            text += (f" · {', '.join(self.hidden_columns)}: widen the panel, or see the "
+                     "selected weight below")
+        self.summary_label.setText(text)
 
     def visible_rows(self) -> list[dict]:
         """Rows that pass the filter, in displayed order."""
@@ -243,8 +281,10 @@ class WeightsPanel(SessionPanel):
         if source_row is None:
             self.histogram_curve.clear()
             self.plot.setTitle("Select a weight to see its histogram")
+            self.detail_label.setText("")
             return
         row = self.model.rows[source_row]
+        self.detail_label.setText(weight_detail(row))
         counts, edges = row["hist_counts"], row["hist_edges"]
         if len(edges) == len(counts) + 1 and len(counts):
             self.histogram_curve.setData(edges, counts, stepMode="center", fillLevel=0)

@@ -186,9 +186,9 @@ class TrainingPanel(QWidget):
         orientation = Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical
         if self.splitter.orientation() != orientation:
             self.splitter.setOrientation(orientation)
-            # The two lists go across a tall panel's column, down a wide panel's side.
-            self.lists_splitter.setOrientation(
-                Qt.Orientation.Vertical if wide else Qt.Orientation.Horizontal)
+            # The two lists stay one above the other: side by side in a tall, narrow column
+            # (the right-hand tab) they cut the checkpoints' labels and times.
+            self.lists_splitter.setOrientation(Qt.Orientation.Vertical)
             self._size_parts(wide)
 
     def _size_parts(self, wide: bool) -> None:
@@ -197,7 +197,7 @@ class TrainingPanel(QWidget):
             self.splitter.setSizes([int(total * 0.2), int(total * 0.5), int(total * 0.3)])
         else:
             total = max(self.height(), 400)
-            self.splitter.setSizes([int(total * 0.22), int(total * 0.53), int(total * 0.25)])
+            self.splitter.setSizes([int(total * 0.36), int(total * 0.44), int(total * 0.20)])
 
     # ---- runs --------------------------------------------------------------------------------
 
@@ -359,7 +359,7 @@ class TrainingPanel(QWidget):
             text = f"epoch {entry['epoch']}"
             if entry.get("partial"):
                 text += f" · step {entry['step']} (partial)"
-            item = QListWidgetItem(f"{text}   {entry.get('time', '')}".rstrip())
+            item = QListWidgetItem(f"{text}   {entry.get('time', '').replace('T', ' ')}".rstrip())
             item.setData(Qt.ItemDataRole.UserRole, entry["path"])
             item.setToolTip(entry["path"])
             self.checkpoint_list.addItem(item)

@@ -30,10 +30,14 @@ class TrainingActions:
         self.document = document
         self.child_windows: list = []
         self.panel = TrainingPanel(settings, current_dataset=lambda: session.dataset)
-        self.dock = window.add_dock(self.TRAINING_DOCK, self.panel, "bottom")
-        self.dock.hide()  # the canvas keeps the full height until training is asked for ...
-        if self.panel.model.rowCount():  # ... unless there are past runs to look at
-            show_when_window_shows(window, self.show_training)
+        # A tab of the right-hand column: a bottom dock took a third of the height, and the
+        # canvas kept ~440 px. The panel lays itself out for a tall, narrow column.
+        self.dock = window.add_dock(self.TRAINING_DOCK, self.panel, "right")
+        if "Detections" in window.docks:
+            window.tabifyDockWidget(window.docks["Detections"], self.dock)
+        self.dock.hide()  # a tab only once training is asked for ...
+        if self.panel.model.rowCount():  # ... or when there are past runs to look at
+            show_when_window_shows(window, self.dock.show)  # a tab, not raised over the others
         self.compare_slot = CompareWindowSlot()  # one comparison window at a time
         self.panel.runStarted.connect(lambda *_: self.show_training())
         self.panel.loadCheckpoint.connect(self.load_checkpoint)
@@ -84,14 +88,16 @@ class TrainingActions:
                                  else ""))
 
     def compare_checkpoints(self, weights_a: str, weights_b: str, config: str) -> None:
-        """Trace the current image with both checkpoints in a comparison window."""
+        """Trace the image on screen (file, dataset row with its ground truth, or a saved
+        trace's image) with both checkpoints in a comparison window."""
+        from viewer.shown_image import shown_image
         from viewer.workers import ModelSpec
 
-        image = self.document.image_file
-        if not image:
+        shown = shown_image(self.document, self.session)
+        if shown is None:
             self.session.report_error("No image to compare on", "Open an image first (File > "
-                                      "Open image, Ctrl+O): the comparison traces it with both "
-                                      "checkpoints.")
+                                      "Open image, Ctrl+O, or a dataset image): the comparison "
+                                      "traces it with both checkpoints.")
             return
         from viewer.compare import CompareWindow  # on first use: the window stays light to start
 
@@ -99,8 +105,11 @@ class TrainingActions:
         specs = (ModelSpec(weights=weights_a, config=config),
                  ModelSpec(weights=weights_b, config=config))
         labels = (checkpoint_label(weights_a), checkpoint_label(weights_b))
-        self.compare_slot.open((image, weights_a, weights_b, config),
-                               lambda: CompareWindow(image, specs, labels, parent=self.window))
+        extra = {"source": shown.source} if shown.source is not None else {}
+        source_name = getattr(shown.source, "name", None)
+        self.compare_slot.open((shown.image_path, source_name, weights_a, weights_b, config),
+                               lambda: CompareWindow(shown.image_path, specs, labels,
+                                                     parent=self.window, **extra))
 
     def compare_checkpoints_dialog(self) -> None:
         """Compare the two checkpoints selected in the panel, else two chosen .h5 files."""
