@@ -30,10 +30,12 @@ def test_training_dock_shows_at_start_when_runs_exist(qtbot, settings, tmp_path,
     settings.setValue(RUNS_ROOT_KEY, str(tmp_path / "runs"))
     window = _main_window(qtbot, settings)
     dock = window.docks["Training"]
-    qtbot.waitUntil(dock.isVisible, timeout=3000)
+    qtbot.waitUntil(lambda: not dock.isHidden(), timeout=3000)
     assert window.training.model.rowCount() == 1
-    # Sized as when asked for: about a third of the window, the canvas keeps the rest.
-    assert 0.2 * window.height() < dock.height() < 0.5 * window.height()
+    # A tab of the right-hand column (the canvas keeps its full height), not raised over the
+    # tab the window opened on.
+    assert window.dockWidgetArea(dock) == Qt.DockWidgetArea.RightDockWidgetArea
+    assert dock in window.tabifiedDockWidgets(window.docks["Detections"])
     window.document.runner.cancel()
 
 
