@@ -6,7 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-LAST_FOLDER_KEY = "dialogs/last_folder"
+from viewer.recent import FOLDER_KEY
+
+# One "last folder" for every dialog: the open dialogs (viewer.recent), the save dialogs and the
+# training dialog's Browse buttons all start where the user last chose a file.
+LAST_FOLDER_KEY = FOLDER_KEY
 
 
 def last_folder(settings, fallback=None) -> str:

@@ -69,3 +69,34 @@ def test_start_folder_prefers_the_field_then_the_last_folder(settings, tmp_path,
     assert recent.start_folder("/no/such/folder/x.h5") == str(tmp_path / "runs" / "r1")
     (tmp_path / "runs" / "r1").rmdir()  # a folder that is gone is forgotten
     assert recent.last_folder() == "" and recent.start_folder() == str(tmp_path)
+
+
+def test_training_dialog_browse_buttons_share_the_last_folder(qtbot, settings, tmp_path,
+                                                              monkeypatch):
+    """The training dialog's Browse… buttons start where any dialog last chose a file (not the
+    working directory), and a folder chosen there is remembered as itself."""
+    from PySide6.QtWidgets import QPushButton
+
+    from viewer.dialogs.train_dialog import TrainDialog
+    from viewer.training.devices import Device
+
+    install, labels, images = tmp_path / "install", tmp_path / "labels", tmp_path / "images"
+    for folder in (install, labels, images):
+        folder.mkdir()
+    monkeypatch.chdir(install)
+    RecentFiles(settings).remember_folder(labels / "earlier.json")  # e.g. chosen in Open dataset
+    starts = _answering(monkeypatch, [str(labels / "train.json"), str(images)])
+    dialog = TrainDialog(runs_root=str(tmp_path / "runs"), settings=settings,
+                         devices=[Device("CPU")], demo_spec=None)
+    qtbot.addWidget(dialog)
+
+    def browse_button(edit):
+        return [b for b in edit.parentWidget().findChildren(QPushButton)][0]
+
+    dialog.train_json.clear()
+    browse_button(dialog.train_json).click()
+    assert starts == [str(labels)] and dialog.train_json.text() == str(labels / "train.json")
+    dialog.train_images.clear()
+    browse_button(dialog.train_images).click()
+    assert starts[1] == str(labels) and dialog.train_images.text() == str(images)
+    assert RecentFiles(settings).last_folder() == str(images)

@@ -355,7 +355,11 @@ def _double_spin(low, high, value, step) -> QDoubleSpinBox:
 def _with_browse(dialog, edit: QLineEdit, kind: str) -> QWidget:
     """``edit`` with a Browse… button; ``kind`` is "folder", "json" or "h5"."""
     def browse():
-        start = edit.text() or os.getcwd()
+        from viewer.dialog_folders import last_folder, remember_folder
+
+        settings = getattr(dialog, "settings", None)
+        current = edit.text().strip()
+        start = current if current and os.path.exists(current) else last_folder(settings)
         if kind == "folder":
             path = QFileDialog.getExistingDirectory(dialog, "Choose a folder", start)
         else:
@@ -363,6 +367,8 @@ def _with_browse(dialog, edit: QLineEdit, kind: str) -> QWidget:
             path, _ = QFileDialog.getOpenFileName(dialog, "Choose a file", start,
                                                   f"{pattern};;All files (*)")
         if path:
+            # A folder is remembered as itself (remember_folder keeps the folder of a file path).
+            remember_folder(settings, os.path.join(path, "chosen") if kind == "folder" else path)
             edit.setText(path)
             edit.editingFinished.emit()
 
