@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QColor, QFont, QImage, QKeySequence
+from PySide6.QtGui import QAction, QImage, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QSplitter, QToolBar,
                                QVBoxLayout, QWidget)
 
@@ -28,7 +28,7 @@ from viewer.compare_data import (COUNTLESS_STAGES, IOU_THRESHOLD, ONLY_A, ONLY_B
 from viewer.compare_export import PNG_SCALE, render_side_by_side, save_side_by_side
 from viewer.compare_runners import keep_runner, retire_runner
 from viewer.compare_side import DEFAULT_STAGE, ERROR_HINT_STYLE, CompareSide
-from viewer.compare_tables import read_only_table, table_item
+from viewer.compare_tables import fill_counts_table, fill_pair_row, read_only_table
 from viewer.stages import STAGE_KEYS, VIEW_STAGES
 from viewer.status_bar import build_busy_status_bar, screen_fitted_size
 from viewer.workers import JobRunner, ModelSpec, TraceWorker
@@ -42,8 +42,6 @@ SIDE_NAMES = ("A", "B")
 PAIR_COLUMNS = ("class", "score A", "score B", "IoU", "match")
 COUNT_COLUMNS = ("stage", "A", "B", "B − A")
 DEFAULT_SIZE = (1400, 940)
-ONLY_TINT = QColor(255, 160, 40, 60)
-DASH = "—"
 
 
 class CompareWindow(QMainWindow):
@@ -353,21 +351,7 @@ class CompareWindow(QMainWindow):
 
     def _fill_counts(self):
         self.rows = count_rows(self.sides[0].trace, self.sides[1].trace)
-        table = self.counts_table
-        table.setRowCount(len(self.rows))
-        for row, (name, a, b) in enumerate(self.rows):
-            is_time = name.startswith(TIME_PREFIX)
-            fmt = (lambda v: f"{v:.1f} ms") if is_time else (lambda v: f"{v:,}")
-            diff = None if a is None or b is None else b - a
-            cells = (name, DASH if a is None else fmt(a), DASH if b is None else fmt(b),
-                     DASH if diff is None else ("+" if diff > 0 else "") + fmt(diff))
-            for column, text in enumerate(cells):
-                item = table_item(text, align_right=column > 0)
-                if column == 3 and diff:
-                    font = QFont(item.font())
-                    font.setBold(True)
-                    item.setFont(font)
-                table.setItem(row, column, item)
+        fill_counts_table(self.counts_table, self.rows)
 
     def _fill_pairs(self):
         side_a, side_b = self.sides
@@ -416,17 +400,7 @@ class CompareWindow(QMainWindow):
         return text
 
     def _fill_pair_row(self, row, pair):
-        only = pair.status != "paired"
-        tint = ONLY_TINT if only else None
-        match = pair.status if only else f"A{pair.a} ↔ B{pair.b}"
-        tip = (f"{pair.status}: no {pair.class_name} detection on the other side with IoU ≥ "
-               f"{IOU_THRESHOLD}" if only else "")
-        cells = (pair.class_name,
-                 DASH if pair.score_a is None else f"{pair.score_a:.3f}",
-                 DASH if pair.score_b is None else f"{pair.score_b:.3f}",
-                 DASH if pair.iou is None else f"{pair.iou:.2f}", match)
-        for column, text in enumerate(cells):
-            self.pairs_table.setItem(row, column, table_item(text, column in (1, 2, 3), tint, tip))
+        fill_pair_row(self.pairs_table, row, pair)
 
     # ---- export --------------------------------------------------------------------------
 

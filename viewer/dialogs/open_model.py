@@ -46,21 +46,7 @@ class OpenModelDialog(QDialog):
         else:
             self.demo_radio.setToolTip(f"{self._demo.weights}")
 
-        self.weights_edit = QLineEdit()
-        self.weights_edit.setPlaceholderText("mask_rcnn_*.h5 (Keras HDF5 weights)")
-        self.config_edit = QLineEdit()
-        self.config_edit.setPlaceholderText("optional: config JSON (else config.json beside the "
-                                            "weights or in their run, else inferred from them)")
-        self.names_edit = QLineEdit()
-        self.names_edit.setPlaceholderText("optional: class names (.txt one per line, or JSON list)")
-        form = QFormLayout()
-        for label, edit, pattern in (("Weights", self.weights_edit, "Weights (*.h5 *.hdf5)"),
-                                     ("Config", self.config_edit, "Config (*.json)"),
-                                     ("Class names", self.names_edit, "Names (*.txt *.json)")):
-            form.addRow(label, self._with_browse(edit, pattern))
-        self.files_box = QWidget()
-        self.files_box.setLayout(form)
-
+        self.files_box = self._build_files_box()
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                         | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.accept)
@@ -93,6 +79,25 @@ class OpenModelDialog(QDialog):
         use_demo = self._demo is not None and (initial is None or initial.demo)
         (self.demo_radio if use_demo else self.files_radio).setChecked(True)
         self._update()
+
+    def _build_files_box(self) -> QWidget:
+        """Weights, config and class-names fields, each with Browse…."""
+        self.weights_edit = QLineEdit()
+        self.weights_edit.setPlaceholderText("mask_rcnn_*.h5 (Keras HDF5 weights)")
+        self.config_edit = QLineEdit()
+        self.config_edit.setPlaceholderText("optional: config JSON (else config.json beside the "
+                                            "weights or in their run, else inferred from them)")
+        self.names_edit = QLineEdit()
+        self.names_edit.setPlaceholderText("optional: class names (.txt one per line, or JSON "
+                                           "list; else the run's, else defaults)")
+        form = QFormLayout()
+        for label, edit, pattern in (("Weights", self.weights_edit, "Weights (*.h5 *.hdf5)"),
+                                     ("Config", self.config_edit, "Config (*.json)"),
+                                     ("Class names", self.names_edit, "Names (*.txt *.json)")):
+            form.addRow(label, self._with_browse(edit, pattern))
+        box = QWidget()
+        box.setLayout(form)
+        return box
 
     def _with_browse(self, edit: QLineEdit, pattern: str) -> QWidget:
         return browse_row(edit, lambda: self._browse(edit, pattern))

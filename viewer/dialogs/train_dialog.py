@@ -411,16 +411,7 @@ class TrainDialog(QDialog):
         run_dir = self.run_dir.text().strip()
         config_path = write_requested_config(run_dir, self.config_values())
         layers, until = self.stages()[0]
-        if self.kind() == "shapes":
-            args = ["--dataset", "shapes", "--shapes-train", str(self.shapes_train.value()),
-                    "--shapes-val", str(self.shapes_val.value()),
-                    "--shapes-size", str(self.shapes_size.value())]
-        else:
-            args = ["--dataset", "coco", "--train-json", self.train_json.text().strip(),
-                    "--train-images", self.train_images.text().strip()]
-            if self.val_json.text().strip():
-                args += ["--val-json", self.val_json.text().strip(),
-                         "--val-images", self.val_images.text().strip()]
+        args = sections.dataset_args(self, self.kind())
         args += ["--config", config_path, "--layers", layers, "--epochs", str(until)]
         if self.init_choice() != "none":
             args += ["--init", self.init_path(), "--exclude", *self.exclude_layers()]
@@ -433,11 +424,7 @@ class TrainDialog(QDialog):
         # BN trained from small batches: refresh its moving statistics before each
         # checkpoint, or inference (which uses them) lags training badly.
         args += precise_bn_args(self)
-        if self.tb_images.value():
-            args += ["--tb-images", str(self.tb_images.value())]
-        if self.local_workers.value() > 1:
-            args += ["--local-workers", str(self.local_workers.value())]
-        args += ["--seed", str(self.seed.value()), "--run-dir", run_dir]
+        args += sections.run_args(self) + ["--run-dir", run_dir]
         device = self.device()
         data = "shapes" if self.kind() == "shapes" else Path(self.train_json.text()).name
         description = " · ".join((data, layers, f"{until} epoch{'s' if until != 1 else ''}",

@@ -373,3 +373,30 @@ def _with_browse(dialog, edit: QLineEdit, kind: str) -> QWidget:
             edit.editingFinished.emit()
 
     return browse_row(edit, browse)
+
+
+# ---- the fields as mrcnn train arguments ----------------------------------------------------
+
+
+def dataset_args(form, kind: str) -> list[str]:
+    """``--dataset`` and its files or generated-shapes counts."""
+    if kind == "shapes":
+        return ["--dataset", "shapes", "--shapes-train", str(form.shapes_train.value()),
+                "--shapes-val", str(form.shapes_val.value()),
+                "--shapes-size", str(form.shapes_size.value())]
+    args = ["--dataset", "coco", "--train-json", form.train_json.text().strip(),
+            "--train-images", form.train_images.text().strip()]
+    if form.val_json.text().strip():
+        args += ["--val-json", form.val_json.text().strip(),
+                 "--val-images", form.val_images.text().strip()]
+    return args
+
+
+def run_args(form) -> list[str]:
+    """The Run box's TensorBoard images, local workers and seed."""
+    args = []
+    if form.tb_images.value():
+        args += ["--tb-images", str(form.tb_images.value())]
+    if form.local_workers.value() > 1:
+        args += ["--local-workers", str(form.local_workers.value())]
+    return args + ["--seed", str(form.seed.value())]
