@@ -24,8 +24,9 @@ SESSION_OPTIONS = ("--resume", "--debug")
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine (a zombie counts as gone)."""
-    if pid <= 0:
+    """Whether process ``pid`` exists on this machine (a zombie counts as gone; POSIX only:
+    False on Windows, where os.kill cannot ask)."""
+    if pid <= 0 or os.name == "nt":
         return False
     try:
         os.kill(pid, 0)

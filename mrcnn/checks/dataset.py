@@ -147,20 +147,9 @@ def _box_problem(box, height, width) -> str | None:
 
 def check_structure(data, name) -> None:
     """DatasetError for a file that is not a COCO instances dict at all (keys, record fields)."""
-    from mrcnn.data.coco import REQUIRED_KEYS, _check_records
-    from mrcnn.data.dataset import DatasetError
+    from mrcnn.data.coco import check_coco_structure
 
-    missing = [key for key in REQUIRED_KEYS if key not in data]
-    if missing:
-        raise DatasetError(f"{name}: missing required key(s) {missing}; a COCO instances file "
-                           f"needs {list(REQUIRED_KEYS)}")
-    for key in REQUIRED_KEYS:
-        if not isinstance(data[key], list):
-            raise DatasetError(f"{name}: {key!r} must be a list, got {type(data[key]).__name__}")
-    _check_records(data["categories"], name, "category", ("id", "name"))
-    _check_records(data["images"], name, "image", ("id", "file_name", "height", "width"))
-    _check_records(data["annotations"], name, "annotation",
-                   ("id", "image_id", "category_id", "segmentation"))
+    check_coco_structure(data, name)
 
 
 def check_coco(data, image_dir) -> list[Problem]:

@@ -139,8 +139,8 @@ def read_coco_json(annotation_json):
     return data
 
 
-def validate_coco_dict(data, name):
-    """Check keys and cross references of a COCO instances dict; raise DatasetError naming them."""
+def check_coco_structure(data, name):
+    """DatasetError unless ``data`` has COCO's three lists with the record fields used here."""
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
         raise DatasetError(f"{name}: missing required key(s) {missing}; a COCO instances file "
@@ -152,6 +152,11 @@ def validate_coco_dict(data, name):
     _check_records(data["images"], name, "image", ("id", "file_name", "height", "width"))
     _check_records(data["annotations"], name, "annotation",
                    ("id", "image_id", "category_id", "segmentation"))
+
+
+def validate_coco_dict(data, name):
+    """Check keys and cross references of a COCO instances dict; raise DatasetError naming them."""
+    check_coco_structure(data, name)
     category_ids = {c["id"] for c in data["categories"]}
     image_ids = {i["id"] for i in data["images"]}
     for annotation in data["annotations"]:

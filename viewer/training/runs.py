@@ -9,8 +9,6 @@ once); their ``metrics.jsonl`` (can be large) is read only when the run is first
 from __future__ import annotations
 
 import math
-import os
-import sys
 import time
 from collections import deque
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 
+from mrcnn.run_repair import pid_alive
 from mrcnn.runs import RUNNING, RunDir
 from mrcnn.train_events import CHECKPOINT, EPOCH, ERROR, START, STEP, TOTAL_LOSS, VAL_PREFIX
 from mrcnn.train_events import LOSS_NAMES as TRAINER_LOSS_NAMES
@@ -79,19 +78,6 @@ class Curves:
 
     def __len__(self) -> int:
         return len(self.points["train"]["loss"][0])
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (POSIX); unknown (False) elsewhere."""
-    if pid <= 0 or sys.platform == "win32":
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def describe_run(record: dict) -> str:
