@@ -74,6 +74,7 @@ class ExplainWorker(QObject):
         self.trace = trace
         self.request = request
         self.explain_fn = explain_fn or default_explain
+        self.model_store = None  # set by the model thread's runner: resolves a ModelHandle
         self._cancel_requested = False
 
     def cancel(self) -> None:
@@ -91,7 +92,11 @@ class ExplainWorker(QObject):
                 options.update(num_masks=request.num_masks, progress=self._on_progress,
                                cancel=lambda: self._cancel_requested)
             start = time.perf_counter()
-            saliency = self.explain_fn(self.model, self.trace.image, request.detection, **options)
+            model = self.model_store.resolve(self.model) if self.model_store else self.model
+            if model is None:
+                raise RuntimeError("the model was replaced while this explanation waited; "
+                                   "press Explain again")
+            saliency = self.explain_fn(model, self.trace.image, request.detection, **options)
             if self._cancel_requested:
                 self.cancelled.emit()
                 return

@@ -13,6 +13,7 @@ import threading
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
+from viewer.model_store import ModelStore
 from viewer.workers import JobRunner
 
 
@@ -43,7 +44,9 @@ class ModelThreadRunner(JobRunner):
         self._owner = share_thread_of
         if share_thread_of is not None:
             self._thread, self._executor = share_thread_of._thread, share_thread_of._executor
+            self.model_store = share_thread_of.model_store
         else:
+            self.model_store = ModelStore()  # the model this thread's jobs load and reuse
             self._thread = QThread()
             self._thread.setObjectName("mrcnn-model")
             self._executor = _Executor()
@@ -60,6 +63,7 @@ class ModelThreadRunner(JobRunner):
 
     def start(self, worker):
         self.cancel()
+        worker.model_store = self.model_store  # models stay here; the GUI thread gets handles
         worker.moveToThread(self._thread)
         worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_finished)

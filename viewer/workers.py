@@ -154,6 +154,7 @@ class TraceWorker(QObject):
         self.load_model_fn = load_model_fn or load_model
         self.trace_fn = trace_fn or trace_image
         self.stats_fn = stats_fn if stats_fn is not None else compute_weight_stats
+        self.model_store = None  # set by ModelThreadRunner: models stay on its thread
         self._cancel_requested = False
 
     def cancel(self) -> None:
@@ -174,7 +175,8 @@ class TraceWorker(QObject):
     def run(self) -> None:
         kind = "image"
         try:
-            result = TraceResult(trace=None, image_path=self.image_path, model=self.model,
+            model = self.model_store.resolve(self.model) if self.model_store else self.model
+            result = TraceResult(trace=None, image_path=self.image_path, model=model,
                                  model_spec=self.model_spec, class_names=self.class_names,
                                  source=self.source)
             image, gt = self._read_input()
@@ -193,6 +195,8 @@ class TraceWorker(QObject):
                 else:
                     result.trace.meta.pop("image_name", None)
             self.step("Done")
+            if self.model_store is not None and result.model is not None:
+                result.model = self.model_store.keep(result.model)  # the GUI gets a handle
             self.finished.emit(result)
         except Cancelled:
             self.cancelled.emit()

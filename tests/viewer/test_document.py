@@ -7,6 +7,7 @@ from PySide6.QtCore import QObject, Signal
 from mrcnn.trace_data import Trace
 from viewer.datasets import DatasetSpec
 from viewer.document import Document
+from viewer.model_store import ModelHandle
 from viewer.panels.detections_table import DetectionsTablePanel
 from viewer.recent import RecentFiles
 from viewer.session import Session
@@ -74,7 +75,9 @@ def test_open_image_with_a_model_reaches_the_session_and_a_panel(document, qtbot
     assert trace.meta["image_path"] == str(tmp_path / "a.png")
     assert document.session.image_path == str(tmp_path / "a.png")
     assert document.calls["load"] == [spec] and document.calls["trace"][0]["shape"] == (24, 40, 3)
-    assert document.model_spec == spec and isinstance(document.model, _Model)
+    # The model stays on the model thread: the document holds a handle, the jobs the model.
+    assert document.model_spec == spec and isinstance(document.model, ModelHandle)
+    assert isinstance(document.calls["trace"][0]["model"], _Model)
     assert document.session.weight_stats == STATS
     assert document.recent.paths()[0] == str(tmp_path / "a.png")
     assert any(s.startswith("Traced a.png with w.h5") for s in statuses)
@@ -280,3 +283,19 @@ def test_companion_runner_queues_on_the_model_thread_and_shuts_down_with_it(qtbo
     assert len({thread for _, thread in events}) == 1
     assert finished[0].image_path == "a.png"
     assert owner.shutdown(TIMEOUT_MS) and not owner.is_running()
+
+
+def test_model_store_hands_out_handles_and_frees_a_replaced_model():
+    """The GUI thread holds handles; only the store (on the model thread) maps them to models,
+    and a newer model replaces the old one, whose handle then resolves to None."""
+    from viewer.model_store import ModelStore
+
+    store, first, second = ModelStore(), _Model(), _Model()
+    handle = store.keep(first)
+    assert isinstance(handle, ModelHandle) and handle is not first
+    assert store.keep(first) is handle  # the same model: the same handle
+    assert store.resolve(handle) is first
+    assert store.resolve(None) is None and store.resolve(second) is second  # not handles
+    newer = store.keep(second)
+    assert newer is not handle and store.resolve(newer) is second
+    assert store.resolve(handle) is None  # the replaced model is no longer reachable

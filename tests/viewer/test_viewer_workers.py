@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mrcnn import errors
+from viewer.model_store import ModelHandle
 from viewer.workers import (LOADING_TF, JobRunner, ModelSpec, TraceWorker, demo_model_spec,
                             describe_error)
 
@@ -111,21 +112,28 @@ def test_window_traces_with_injected_worker_and_walks_the_folder(window, fake_tr
         skimage.io.imsave(tmp_path / name, np.full((20, 30, 3), 100, np.uint8), check_contrast=False)
     opened = []
 
+    traced_with = []
+
     def factory(image_path, spec, model, names):
         opened.append((os.path.basename(image_path) if image_path else None, model))
         return TraceWorker(image_path, spec, model, names, load_model_fn=_fake_loader,
-                           trace_fn=lambda m, image, n: fake_trace, stats_fn=False)
+                           trace_fn=lambda m, image, n: traced_with.append(m) or fake_trace,
+                           stats_fn=False)
 
     window.document.worker_factory = factory
     window.open_image(tmp_path / "a.png", ModelSpec(weights="w.h5"))
     qtbot.waitUntil(lambda: window.session.trace is fake_trace, timeout=10000)
-    assert window.document.model == "the model" and "Traced a.png" in window.status_label.text()
+    # The window holds a handle; the model itself stays on the model thread, where jobs get it.
+    handle = window.document.model
+    assert isinstance(handle, ModelHandle) and traced_with == ["the model"]
+    assert "Traced a.png" in window.status_label.text()
     assert window.recent.paths()[0].endswith("a.png")
     window.activateWindow()
     window.canvas.view.setFocus()
     qtbot.keyClick(window.canvas.view, "n")
     qtbot.waitUntil(lambda: window.session.image_path.endswith("b.png"), timeout=10000)
-    assert opened[-1] == ("b.png", "the model")  # the loaded model is reused
+    assert opened[-1] == ("b.png", handle)  # the loaded model is reused ...
+    assert traced_with[-1] == "the model"  # ... resolved on the model thread
     window.next_image(-1)
     window.next_image(-1)
     qtbot.waitUntil(lambda: window.session.image_path.endswith("c.png"), timeout=10000)
