@@ -97,7 +97,9 @@ def test_matterport_balloon_script_runs_unchanged(tmp_path):
     detections = np.asarray(report["run_graph_detections"]).reshape(-1, 6)
     boxes = ref.denorm_boxes(detections[:, :4], (SIZE, SIZE))
     keep = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0
-    np.testing.assert_array_equal(report["rois"], boxes[keep].reshape(-1, 4))
+    # (an empty list when the two tiny epochs left no detection: compare as [N, 4] either way)
+    np.testing.assert_array_equal(np.asarray(report["rois"]).reshape(-1, 4),
+                                  boxes[keep].reshape(-1, 4))
     np.testing.assert_array_equal(report["class_ids"], detections[keep, 4])
     np.testing.assert_allclose(report["scores"], detections[keep, 5], rtol=1e-6)
     assert report["masks_shape"] == [SIZE, SIZE, int(keep.sum())]
