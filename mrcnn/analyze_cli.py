@@ -19,23 +19,16 @@ import time
 from pathlib import Path
 
 from mrcnn.errors import InputError
-from mrcnn.evaluate_cli import SHAPES_EVAL_SEED
+from mrcnn.evaluate_cli import add_model_and_data_arguments, uses_shapes
 from mrcnn.precision import add_precision_argument, apply_precision
 
 EXIT_INTERRUPTED = 130
 
 
 def add_arguments(parser):
-    parser.add_argument("--weights", required=True, help="HDF5 weights file")
-    parser.add_argument("--config", help="Config JSON (default: config.json of the weights' run)")
-    parser.add_argument("--dataset", choices=["shapes", "coco"], default=None)
-    parser.add_argument("--shapes-count", type=int, default=50, help="shapes images to analyse")
-    parser.add_argument("--shapes-size", type=int, default=128, help="shapes image side, pixels")
-    parser.add_argument("--seed", type=int, default=SHAPES_EVAL_SEED,
-                        help="shapes seed (default: the held-out seed of mrcnn evaluate)")
-    parser.add_argument("--json", help="COCO instances JSON")
-    parser.add_argument("--images", help="image directory of the COCO JSON")
-    parser.add_argument("--limit", type=int, default=None, help="analyse the first N images")
+    add_model_and_data_arguments(
+        parser, "analyse", set_name="the set to analyse",
+        seed_help="shapes seed (default: the held-out seed of mrcnn evaluate)")
     parser.add_argument("--min-confidence", type=float, default=None,
                         help="override DETECTION_MIN_CONFIDENCE")
     parser.add_argument("--cover-iou", type=float, default=0.5,
@@ -54,7 +47,7 @@ def load_dataset(args):
     """The dataset to analyse; AnalyzeError / FileNotFoundError with the reason otherwise."""
     from mrcnn.analyze import AnalyzeError
 
-    if args.dataset == "shapes" or (args.dataset is None and not args.json):
+    if uses_shapes(args):
         from mrcnn.data.shapes import ShapesDataset
 
         if args.shapes_count <= 0:
@@ -93,7 +86,7 @@ def check_coco_files(dataset, json_path, image_dir):
 def dataset_record(args) -> dict:
     """The dataset analysed, as report.json's ``dataset`` (the viewer's Errors browser reopens
     it: the fields of ``viewer.datasets.DatasetSpec``)."""
-    if args.dataset == "shapes" or (args.dataset is None and not args.json):
+    if uses_shapes(args):
         return {"kind": "shapes", "count": args.shapes_count, "height": args.shapes_size,
                 "width": args.shapes_size, "seed": args.seed}
     return {"kind": "coco", "annotations": _absolute(args.json), "image_dir": _absolute(args.images)}

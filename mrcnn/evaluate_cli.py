@@ -28,16 +28,28 @@ from mrcnn.precision import add_precision_argument, apply_precision
 SHAPES_EVAL_SEED = 20_000_003
 
 
-def add_arguments(parser):
+def add_model_and_data_arguments(parser, verb: str, seed_help: str = "shapes seed",
+                                 set_name: str = "the evaluation set"):
+    """--weights/--config and the data (held-out shapes, or COCO --json/--images, --limit):
+    the same options for ``mrcnn evaluate`` and ``mrcnn analyze``; ``verb`` fills the help."""
     parser.add_argument("--weights", required=True, help="HDF5 weights file")
     parser.add_argument("--config", help="Config JSON (default: config.json of the weights' run)")
     parser.add_argument("--dataset", choices=["shapes", "coco"], default=None)
-    parser.add_argument("--shapes-count", type=int, default=50, help="shapes images to evaluate")
+    parser.add_argument("--shapes-count", type=int, default=50, help=f"shapes images to {verb}")
     parser.add_argument("--shapes-size", type=int, default=128, help="shapes image side, pixels")
-    parser.add_argument("--seed", type=int, default=SHAPES_EVAL_SEED, help="shapes seed")
-    parser.add_argument("--json", help="COCO instances JSON of the evaluation set")
-    parser.add_argument("--images", help="image directory of the evaluation set")
-    parser.add_argument("--limit", type=int, default=None, help="evaluate the first N images")
+    parser.add_argument("--seed", type=int, default=SHAPES_EVAL_SEED, help=seed_help)
+    parser.add_argument("--json", help=f"COCO instances JSON of {set_name}")
+    parser.add_argument("--images", help=f"image directory of {set_name}")
+    parser.add_argument("--limit", type=int, default=None, help=f"{verb} the first N images")
+
+
+def uses_shapes(args) -> bool:
+    """Whether the parsed data arguments ask for generated shapes (the default without --json)."""
+    return args.dataset == "shapes" or (args.dataset is None and not args.json)
+
+
+def add_arguments(parser):
+    add_model_and_data_arguments(parser, "evaluate")
     parser.add_argument("--min-confidence", type=float, default=None,
                         help="override DETECTION_MIN_CONFIDENCE (COCO AP wants low, e.g. 0.05)")
     parser.add_argument("--out", required=True, help="results JSON to write")
@@ -60,7 +72,7 @@ def load_eval_data(args, work_dir):
     """(dataset, pycocotools COCO ground truth, [COCO image id per dataset image id])."""
     from mrcnn.data.coco import CocoDataset, load_coco_api
 
-    if args.dataset == "shapes" or (args.dataset is None and not args.json):
+    if uses_shapes(args):
         from mrcnn.data.dataset import export_coco
         from mrcnn.data.shapes import ShapesDataset
 
