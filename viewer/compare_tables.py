@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem
 
 from viewer.compare_data import IOU_THRESHOLD, TIME_PREFIX
+from viewer.panels.kit import read_only_rows
 
 ONLY_TINT = QColor(255, 160, 40, 60)  # a detection only one side has
 DASH = "—"
@@ -28,11 +29,7 @@ def read_only_table(columns, tip, stretch_column=-1) -> QTableWidget:
     """A read-only, row-selecting table; ``stretch_column`` takes the spare width."""
     table = QTableWidget(0, len(columns))
     table.setHorizontalHeaderLabels(list(columns))
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.verticalHeader().setVisible(False)
-    table.verticalHeader().setDefaultSectionSize(22)
+    read_only_rows(table)
     header = table.horizontalHeader()
     header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     header.setSectionResizeMode(stretch_column % len(columns), QHeaderView.ResizeMode.Stretch)

@@ -9,14 +9,14 @@ It also shows a running analysis' progress with a Cancel button.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QHBoxLayout, QHeaderView,
+from PySide6.QtWidgets import (QComboBox, QDialog, QHBoxLayout, QHeaderView,
                                QLabel, QProgressBar, QPushButton, QTableView, QVBoxLayout)
 
 from mrcnn.diagnose import FP_TYPES, GT_VERDICTS, SIZES
 from viewer.diagnosis_view import verdict_colour, verdict_title
 from viewer.errors_data import (SHOW_ALL, SHOW_ERRORS, SHOW_FALSE_POSITIVES, SHOW_MISSES,
                                 filter_rows)
-from viewer.panels.kit import Column, ColumnTableModel
+from viewer.panels.kit import Column, ColumnTableModel, read_only_rows
 
 SHOW_CHOICES = (("Misses and false positives", SHOW_ERRORS), ("Missed GT objects", SHOW_MISSES),
                 ("False positives", SHOW_FALSE_POSITIVES), ("Everything", SHOW_ALL))
@@ -101,11 +101,7 @@ class ErrorsBrowser(QDialog):
         self.model = ColumnTableModel(self._columns(), [], self)
         self.view = QTableView()
         self.view.setModel(self.model)
-        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.view.verticalHeader().setVisible(False)
-        self.view.verticalHeader().setDefaultSectionSize(22)
+        read_only_rows(self.view)
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)

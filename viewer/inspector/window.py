@@ -11,7 +11,7 @@ import os
 
 from PySide6.QtCore import QCoreApplication, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHeaderView, QLabel,
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHeaderView, QLabel,
                                QMainWindow, QMessageBox, QSplitter, QTableView, QTabWidget,
                                QVBoxLayout, QWidget)
 
@@ -20,7 +20,7 @@ from viewer.inspector.augment_tab import AugmentationTab
 from viewer.inspector.data import InspectorData
 from viewer.inspector.statistics_tab import StatisticsTab, StatisticsWorker
 from viewer.inspector.tabs import ImageTab, MoldedTab
-from viewer.panels.kit import Column, ColumnTableModel
+from viewer.panels.kit import Column, ColumnTableModel, read_only_rows
 
 ALL_CLASSES = "All classes"
 COLUMNS = ("#", "image", "size", "instances")
@@ -137,11 +137,7 @@ class DatasetInspector(QMainWindow):
         self.proxy.setSourceModel(self.list_model)
         self.list = QTableView()
         self.list.setModel(self.proxy)
-        self.list.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.list.verticalHeader().setVisible(False)
-        self.list.verticalHeader().setDefaultSectionSize(22)
+        read_only_rows(self.list)
         header = self.list.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QItemSelectionModel
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView
+from PySide6.QtWidgets import QHeaderView, QTableView
 
-from viewer.panels.kit import Column, ColumnTableModel, SessionPanel
+from viewer.panels.kit import Column, ColumnTableModel, SessionPanel, read_only_rows
 
 NO_TRACE_HINT = "No detections yet: open an image and a model, or a saved trace."
 
@@ -42,10 +42,7 @@ class DetectionsTablePanel(SessionPanel):
         self.model = ColumnTableModel(self._columns(), np.zeros(0, int), self)
         self.view = QTableView()
         self.view.setModel(self.model)
-        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.view.verticalHeader().setVisible(False)
+        read_only_rows(self.view, row_height=None)
         self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.view.horizontalHeader().setStretchLastSection(True)
         self.view.setToolTip("Detections above the score threshold; click a row to select it")

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHeaderView, QLabel, QScrollArea,
+from PySide6.QtWidgets import (QFrame, QHeaderView, QLabel, QScrollArea,
                                QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from mrcnn.diagnose import explain_detection, explain_gt
 from viewer.diagnosis_view import (diagnosis_of, evidence_lines, summary_text, verdict_colour,
                                    verdict_title, view_stage_of)
 from viewer.export import export_widget_png
-from viewer.panels.kit import Column, ColumnTableModel, SessionPanel
+from viewer.panels.kit import Column, ColumnTableModel, SessionPanel, read_only_rows
 from viewer.stages import stage_by_key
 
 HINT = ("No diagnosis: this trace has no ground truth.\nOpen a dataset image (File > Open "
@@ -94,11 +94,7 @@ class DiagnosisPanel(SessionPanel):
     def _table(self, model, on_click) -> QTableView:
         view = QTableView()
         view.setModel(model)
-        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        view.verticalHeader().setVisible(False)
-        view.verticalHeader().setDefaultSectionSize(22)
+        read_only_rows(view)
         header = view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)

@@ -12,10 +12,22 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
-from PySide6.QtWidgets import QLabel, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QLabel, QStackedWidget, QVBoxLayout, QWidget
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # the value a QSortFilterProxyModel sorts on
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+
+def read_only_rows(view, row_height: int | None = 22):
+    """Set up a table view as the viewer's tables are: whole rows, one at a time, no editing,
+    no row-number column; ``row_height`` px rows (None: Qt's default)."""
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.verticalHeader().setVisible(False)
+    if row_height is not None:
+        view.verticalHeader().setDefaultSectionSize(row_height)
+    return view
 
 
 class SessionPanel(QWidget):
