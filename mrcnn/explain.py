@@ -2,9 +2,9 @@
 
 Methods (``METHODS``):
 
-- ``gradcam``: Grad-CAM (Selvaraju et al. 2017) for one detection. S = the detection's class
-  logit (``target="class"``) or its mask logits summed over its predicted mask (``target=
-  "mask"``); A = the activations of ``layer``. The gradient dS/dA flows from the heads through
+- ``gradcam``: Grad-CAM (Selvaraju et al. 2017) for one detection. S = the log of the
+  detection's class score, log softmax(logits)[class] (``target="class"``), or its mask logits
+  summed over its predicted mask (``target="mask"``); A = the activations of ``layer``. The gradient dS/dA flows from the heads through
   ROIAlign for the detection's own ROI (class) or box (mask), held fixed, pooled from its own
   pyramid level. Map = relu(sum_c dS/dA_c * A_c) per position (HiResCAM, Draelos & Carin 2020;
   ODAM, Zhao et al. 2023): one detection's gradient lives inside its ROI, and the textbook
@@ -204,7 +204,8 @@ def feature_to_original(feature_map, molded_shape, window, original_shape) -> np
     centre of the pixels that feed it (4i + 2 for P2 / C2 of this ResNet: conv1 7x7/2, max pool
     3x3/2 'same'). ROIAlign's own align-corners convention (i * (Hm - 1) / (h - 1)) is off by up
     to 2 px at the image's edges; measured on held-out Shapes it moved class maps' peaks out of
-    their boxes (pointing game 91.0% -> 86.6%), so the physical placement is kept.
+    their boxes (pointing game 91.0% -> 86.6%, class-logit target), so the physical placement
+    is kept.
     """
     from skimage.transform import resize
 
