@@ -4,10 +4,10 @@ Methods (``METHODS``):
 
 - ``gradcam``: Grad-CAM (Selvaraju et al. 2017) for one detection. S = the log of the
   detection's class score, log softmax(logits)[class] (``target="class"``), or its mask logits
-  summed over its predicted mask (``target="mask"``); A = the activations of ``layer``. The gradient dS/dA flows from the heads through
-  ROIAlign for the detection's own ROI (class) or box (mask), held fixed, pooled from its own
-  pyramid level. Map = relu(sum_c dS/dA_c * A_c) per position (HiResCAM, Draelos & Carin 2020;
-  ODAM, Zhao et al. 2023): one detection's gradient lives inside its ROI, and the textbook
+  summed over its predicted mask (``target="mask"``); A = the activations of ``layer``. The
+  gradient dS/dA flows from the heads through ROIAlign for the detection's own ROI (class) or
+  box (mask), held fixed, pooled from its own pyramid level. Map = relu(sum_c dS/dA_c * A_c)
+  per position (HiResCAM, Draelos & Carin 2020; ODAM, Zhao et al. 2023): one detection's gradient lives inside its ROI, and the textbook
   channel weights (the gradient averaged over the whole map) spread it back over every object
   with similar features - on held-out Shapes that form points inside the box 3.7% of the time.
   It stays available as ``gradcam-pooled``.
@@ -37,11 +37,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from mrcnn.explain_errors import (DetectionIndexError, ExplainCancelled, ExplainError,
-                                  LayerNotFeedingError, NoDetectionsError, UnknownLayerError)
+                                  GroundTruthIndexError, LayerNotFeedingError, NoDetectionsError,
+                                  NoGroundTruthError, UnknownLayerError)
 
-__all__ = ["explain", "detection_target", "pooled_level", "DetectionTarget", "METHODS", "TARGETS",
+__all__ = ["explain", "detection_target", "gt_target", "pooled_level", "DetectionTarget",
+           "METHODS", "TARGETS",
            "ExplainError", "ExplainCancelled", "DetectionIndexError", "LayerNotFeedingError",
-           "NoDetectionsError", "UnknownLayerError"]
+           "NoDetectionsError", "UnknownLayerError", "NoGroundTruthError",
+           "GroundTruthIndexError"]
 
 METHODS = ("gradcam", "gradcam++", "drise", "gradcam-pooled", "gradcam++-pooled")
 TARGETS = ("class", "mask")
@@ -50,15 +53,24 @@ MASK_THRESHOLD = 0.5  # mask probability above which a mask-grid cell counts as 
 
 @dataclass(frozen=True)
 class DetectionTarget:
-    """What one detection of a trace is, in the graph's terms (normalized molded coordinates)."""
+    """What one detection of a trace is, in the graph's terms (normalized molded coordinates).
+
+    A GT object is explained through one too (``mrcnn.explain_gt.gt_target``): then ``roi`` is
+    the ROI that covered it (or its own box), ``box`` its box, ``class_probs`` one-hot, ``mask``
+    None (the whole mask grid counts) and ``name`` says which it is.
+    """
 
     index: int
     class_id: int
     roi: np.ndarray          # (4,) the proposal the classifier pooled (normalized)
     box: np.ndarray          # (4,) the refined box the mask head pooled (normalized)
     class_probs: np.ndarray  # (C,) the classifier's probabilities for the ROI
-    mask: np.ndarray         # (m, m) the detection's mask probabilities on the mask grid
+    mask: np.ndarray | None  # (m, m) the detection's mask probabilities on the mask grid
     box_pixels: np.ndarray   # (4,) the detection's box, original pixels (int, as detect())
+    name: str = ""           # how messages call it; "" = "detection <index>"
+
+    def __str__(self) -> str:
+        return self.name or f"detection {self.index}"
 
 
 def detection_target(trace, detection) -> DetectionTarget:
@@ -92,6 +104,31 @@ def detection_target(trace, detection) -> DetectionTarget:
         box_pixels=np.asarray(det["boxes"][k]))
 
 
+def gt_target(trace, gt):
+    """``mrcnn.explain.DetectionTarget`` of GT object ``gt`` (normalized molded coordinates)."""
+    from mrcnn.explain_gt import gt_subject, subject_name
+    from mrcnn.trace_data import original_to_normalized
+
+    kind, row = gt_subject(trace, gt)
+    if kind == "detection":
+        return detection_target(trace, row)
+    boxes, class_ids = trace["gt"]["boxes"], trace["gt"]["class_ids"]
+    class_id = int(class_ids[gt])
+    num_classes = np.asarray(trace["heads/class_probs"]["probs"]).shape[-1] \
+        if "heads/class_probs" in trace else class_id + 1
+    if not 0 < class_id < num_classes:
+        raise ExplainError(f"explain: GT object {gt} has class {class_id}, which the model's "
+                           f"{num_classes} classes do not include")
+    gt_box = np.asarray(boxes[gt], np.float32)
+    roi = trace["proposals/post_nms"]["boxes"][row] if kind == "roi" else gt_box
+    normalized = original_to_normalized(np.stack([roi, gt_box]), trace.meta["image_meta"])
+    one_hot = np.zeros(num_classes, np.float32)
+    one_hot[class_id] = 1.0
+    return DetectionTarget(index=int(gt), class_id=class_id, roi=normalized[0],
+                           box=normalized[1], class_probs=one_hot, mask=None,
+                           box_pixels=np.asarray(gt_box), name=subject_name(trace, gt))
+
+
 def pooled_level(box, molded_shape) -> int:
     """Pyramid level (2..5) ROIAlign pools normalized ``box`` (4,) from, in a molded image."""
     import tensorflow as tf
@@ -103,12 +140,14 @@ def pooled_level(box, molded_shape) -> int:
     return int(roi_levels(boxes, shape).numpy()[0, 0])
 
 
-def explain(model, image, detection, method="gradcam", layer=None, target="class", trace=None,
-            **drise_options) -> np.ndarray:
+def explain(model, image, detection=None, method="gradcam", layer=None, target="class",
+            trace=None, *, gt=None, **drise_options) -> np.ndarray:
     """[H, W] float32 saliency of detection ``detection`` of ``image`` [H, W, C] (original pixels).
 
     ``trace``: the image's ``mrcnn.trace.trace`` (traced here, without activations, if None);
-    ``detection`` indexes its ``detections`` stage. ``layer``: a backbone / FPN layer name
+    ``detection`` indexes its ``detections`` stage. ``gt`` instead: a GT object of a trace
+    traced with ground truth, explained through the detection, covering ROI or own box its
+    diagnosis points to (``mrcnn.explain_gt``). ``layer``: a backbone / FPN layer name
     (Grad-CAM only; None = ``fpn_p<level>`` of the detection). ``drise_options``: ``num_masks``,
     ``cell_size`` (pixels), ``keep_prob``, ``seed``, ``batch_size``, ``progress(done, total)``,
     ``cancel()`` -> bool (see ``mrcnn.explain_drise.drise_map``).
@@ -129,7 +168,13 @@ def explain(model, image, detection, method="gradcam", layer=None, target="class
         raise ExplainError(f"explain: the trace is of a {trace.image.shape[1]}x"
                            f"{trace.image.shape[0]} image but the image is {image.shape[1]}x"
                            f"{image.shape[0]}; pass the trace of this image")
-    det = detection_target(trace, detection)
+    if (detection is None) == (gt is None):
+        raise ExplainError("explain: give exactly one of detection (a row of the detections) "
+                           "and gt (a ground-truth object)")
+    if gt is not None:
+        det = gt_target(trace, gt)
+    else:
+        det = detection_target(trace, detection)
     molded, metas, windows, anchors = model.mold([image])
     if method == "drise":
         if layer is not None:
@@ -156,13 +201,15 @@ def gradcam_feature_map(model, molded, meta, det: DetectionTarget, layer, target
     graphs = explain_graphs(model)
     box = det.roi if target == "class" else det.box
     level = pooled_level(box, molded.shape)
-    what = (f"detection {det.index}'s ROI" if target == "class"
-            else f"detection {det.index}'s box (mask head)")
+    what = f"{det}'s ROI" if target == "class" else f"{det}'s box (mask head)"
     layer = layer or f"fpn_p{level}"
     graphs.check_layer(layer, level, what)
-    region = (det.mask >= MASK_THRESHOLD).astype(np.float32)
-    if not region.any():  # an empty predicted mask: explain all of its logits
-        region = np.ones_like(region)
+    if det.mask is None:  # a GT subject: the mask head never ran on it, take the whole grid
+        region = np.ones(tuple(model.config.MASK_SHAPE), np.float32)
+    else:
+        region = (det.mask >= MASK_THRESHOLD).astype(np.float32)
+        if not region.any():  # an empty predicted mask: explain all of its logits
+            region = np.ones_like(region)
     activations, gradients, _ = graphs.gradient_fn(layer, target)(
         molded[None].astype(np.float32), meta[None].astype(np.float32),
         box.reshape(1, 1, 4).astype(np.float32), np.int32(det.class_id), region)

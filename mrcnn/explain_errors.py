@@ -15,6 +15,14 @@ class DetectionIndexError(ExplainError, IndexError):
     """The detection index is outside 0..N-1 of the trace's detections."""
 
 
+class NoGroundTruthError(ExplainError):
+    """A GT object was asked for, but the trace was traced without ground truth."""
+
+
+class GroundTruthIndexError(ExplainError, IndexError):
+    """The GT index is outside 0..G-1 of the trace's ground truth."""
+
+
 class UnknownLayerError(ExplainError):
     """No layer of that name in the model."""
 

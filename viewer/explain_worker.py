@@ -22,18 +22,23 @@ AUTO_LAYER = ""  # the detection's own FPN level
 
 @dataclass(frozen=True)
 class ExplainRequest:
-    """One map to compute: which detection of which trace, and how."""
+    """One map to compute: which detection (or GT object, ``gt``) of which trace, and how."""
 
-    detection: int
+    detection: int | None
     method: str = "gradcam"
     layer: str = AUTO_LAYER
     target: str = "class"
     num_masks: int = 500
+    gt: int | None = None  # a GT object instead of a detection (``mrcnn.explain_gt``)
 
     def key(self) -> tuple:
-        """Cache key: (detection, method, layer, target) (+ masks for D-RISE)."""
+        """Cache key: (subject, method, layer, target) (+ masks for D-RISE)."""
         extra = (self.num_masks,) if self.method == "drise" else ()
-        return (self.detection, self.method, self.layer, self.target, *extra)
+        return (self.subject(), self.method, self.layer, self.target, *extra)
+
+    def subject(self) -> tuple[str, int]:
+        """("detection", k) or ("gt", g)."""
+        return ("gt", self.gt) if self.gt is not None else ("detection", self.detection)
 
 
 @dataclass
@@ -54,8 +59,8 @@ def describe_explain_error(error: BaseException) -> tuple[str, str]:
     """(title, message): ExplainError subclasses say what to change; others as describe_error."""
     names = {cls.__name__ for cls in type(error).__mro__}
     if "ExplainError" in names:
-        return ("Cannot explain this detection",
-                f"{error}\n\nWhat to do: pick another detection, layer or method.")
+        return ("Cannot explain this selection",
+                f"{error}\n\nWhat to do: pick another detection or GT object, layer or method.")
     return describe_error(error)
 
 
@@ -85,9 +90,13 @@ class ExplainWorker(QObject):
     def run(self) -> None:
         request = self.request
         try:
-            self.progress.emit(f"Explaining detection {request.detection} ({request.method})…")
+            kind, index = request.subject()
+            self.progress.emit(f"Explaining {'GT object' if kind == 'gt' else 'detection'} "
+                               f"{index} ({request.method})…")
             options = dict(method=request.method, layer=request.layer or None,
                            target=request.target, trace=self.trace)
+            if request.gt is not None:
+                options["gt"] = request.gt
             if request.method == "drise":
                 options.update(num_masks=request.num_masks, progress=self._on_progress,
                                cancel=lambda: self._cancel_requested)

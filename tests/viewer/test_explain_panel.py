@@ -42,6 +42,8 @@ class FakeExplain:
             self.gate.wait(5)
         if self.error is not None:
             raise self.error
+        if options.get("gt") is not None:
+            return blob_map(image, trace["gt"]["boxes"][options["gt"]])
         return blob_map(image, trace["detections"]["boxes"][detection])
 
 
@@ -133,7 +135,7 @@ def test_errors_are_shown_and_the_panel_keeps_working(qtbot, panel, fake):
                                       "ROI is pooled from P2")
     with qtbot.waitSignal(panel.runner.failed, timeout=TIMEOUT_MS):
         panel.session.select("detection", 1)
-    assert "Cannot explain this detection" in panel.status.text()
+    assert "Cannot explain this selection" in panel.status.text()
     assert "pooled from P2" in panel.status.text() and panel.saliency is None
     assert panel.explain_button.isEnabled()
     fake.error = None
@@ -183,3 +185,26 @@ def test_panel_and_worker_import_no_tensorflow():
     code = ("import sys, viewer.panels.explain_panel, viewer.explain_worker; "
             "assert 'tensorflow' not in sys.modules, 'TF imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_selected_gt_object_is_explained_through_its_diagnosis(qtbot, panel, fake, fake_trace):
+    """A GT row selected (Diagnosis / Ground truth tab): the worker gets gt=, not a detection;
+    the title says what its diagnosis points to; the GT box is outlined; cached apart."""
+    from viewer.diagnosis_view import diagnosis_of
+
+    verdicts = diagnosis_of(fake_trace).gt
+    g = next((v.index for v in verdicts if v.cause != "detected"), 0)
+    with qtbot.waitSignal(panel.runner.finished, timeout=TIMEOUT_MS):
+        panel.session.select("gt", g)
+    assert fake.calls[-1][0] is None and fake.calls[-1][1]["gt"] == g
+    box = fake_trace["gt"]["boxes"][g]
+    expected = blob_map(fake_trace.image, box)
+    np.testing.assert_array_equal(panel.saliency, expected)
+    np.testing.assert_array_equal(panel.rendered(), overlay(fake_trace.image, expected, 0.6, box))
+    title = panel.title.text()
+    assert title.startswith(f"GT {g}: ") and "explaining" in title
+    assert ("found" if verdicts[g].cause == "detected" else "missed") in title
+    _select(qtbot, panel, g)  # detection g: its own map, not the GT's cached one
+    assert fake.calls[-1] == (g, fake.calls[-1][1]) and "gt" not in fake.calls[-1][1]
+    panel.session.select("gt", g)
+    assert panel.status.text() == "(cached)" and len(fake.calls) == 2

@@ -1,5 +1,9 @@
 """Explain panel: which pixels the selected detection rests on (Grad-CAM / Grad-CAM++ / D-RISE).
 
+A selected GT object (Ground truth or Diagnosis tab) is explained too, through what its diagnosis
+points to (``mrcnn.explain_gt``): the detection that found it, the covering ROI the heads scored
+too low or as another class, or its own box when no ROI reached the heads.
+
 Pick a method, layer and target; the map is computed by an ExplainWorker on a worker thread
 (never TensorFlow here), drawn over the trace's image with an opacity slider, cached per
 (trace, detection, method, layer, target) and exportable as PNG. Results for a trace or a
@@ -18,7 +22,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
+from mrcnn.explain_gt import subject_name
 from mrcnn.explain_render import overlay, save_png
+from viewer.diagnosis_view import diagnosis_of, verdict_title
 from viewer.explain_worker import AUTO_LAYER, ExplainRequest, ExplainWorker
 from viewer.workers import JobRunner
 
@@ -29,6 +35,8 @@ TARGETS = (("class score", "class"), ("mask logits", "mask"))
 AUTO_LAYER_TEXT = "auto (detection's FPN level)"
 FPN_LAYERS = ("fpn_p2", "fpn_p3", "fpn_p4", "fpn_p5")
 DEFAULT_OPACITY = 60  # percent
+SELECT_HINT = ("Select a detection to explain it, or a GT object (Diagnosis tab) to see what "
+               "the model looked at where it missed it.")
 
 
 class ExplainPanel(QWidget):
@@ -41,7 +49,7 @@ class ExplainPanel(QWidget):
         self.worker_factory = worker_factory or ExplainWorker
         self.runner = None
         self.cache: dict = {}            # (id(trace), *request.key()) -> [H, W] map
-        self.detection: int | None = None
+        self.subject: tuple[str, int] | None = None  # ("detection", k) or ("gt", g)
         self.saliency: np.ndarray | None = None
         self.pending: ExplainRequest | None = None
         self._build()
@@ -67,7 +75,7 @@ class ExplainPanel(QWidget):
     # ---- widgets ----------------------------------------------------------------------------
 
     def _build(self):
-        self.title = QLabel("Select a detection to explain it.")
+        self.title = QLabel(SELECT_HINT)
         self.title.setWordWrap(True)
         self.method = _combo(METHODS)
         self.target = _combo(TARGETS)
@@ -121,14 +129,16 @@ class ExplainPanel(QWidget):
     # ---- state ------------------------------------------------------------------------------
 
     def request(self) -> ExplainRequest | None:
-        """The map the controls ask for, for the selected detection (None without one)."""
-        if self.detection is None:
+        """The map the controls ask for, for the selected detection or GT (None without one)."""
+        if self.subject is None:
             return None
         method = self.method.currentData()
         layer = self.layer.currentText().strip()
         layer = AUTO_LAYER if layer in ("", AUTO_LAYER_TEXT) or method == "drise" else layer
-        return ExplainRequest(self.detection, method, layer, self.target.currentData(),
-                              self.masks.value())
+        kind, index = self.subject
+        return ExplainRequest(index if kind == "detection" else None, method, layer,
+                              self.target.currentData(), self.masks.value(),
+                              gt=index if kind == "gt" else None)
 
     def _cache_key(self, request):
         return (id(self.session.trace), *request.key())
@@ -136,7 +146,7 @@ class ExplainPanel(QWidget):
     def _on_trace(self, trace):
         self.runner.cancel()
         self.cache.clear()
-        self.detection, self.saliency = None, None
+        self.subject, self.saliency = None, None
         current = self.layer.currentText()
         self.layer.blockSignals(True)
         self.layer.clear()
@@ -150,10 +160,10 @@ class ExplainPanel(QWidget):
         self._show_selection()
 
     def _on_selection(self, selection):
-        index = selection.index if selection is not None and selection.kind == "detection" \
-            else None
-        if index != self.detection:
-            self.detection = index
+        subject = (selection.kind, selection.index) if selection is not None and \
+            selection.kind in ("detection", "gt") else None
+        if subject != self.subject:
+            self.subject = subject
             self._show_selection()
 
     def _options_changed(self, *_):
@@ -166,16 +176,11 @@ class ExplainPanel(QWidget):
         trace, request = self.session.trace, self.request()
         self.saliency = None
         if trace is None or request is None or "detections" not in trace:
-            self.title.setText("Select a detection to explain it." if trace is not None
+            self.title.setText(SELECT_HINT if trace is not None
                                else "Open an image and a model, then select a detection.")
             self._render()
             return
-        det = trace["detections"]
-        class_id = int(det["class_ids"][request.detection])
-        names = trace.class_names
-        name = names[class_id] if class_id < len(names) else str(class_id)
-        self.title.setText(f"Detection {request.detection}: {name} "
-                           f"{float(det['scores'][request.detection]):.2f}")
+        self.title.setText(self._subject_title(trace, request))
         cached = self.cache.get(self._cache_key(request))
         if cached is not None:
             self.saliency = cached
@@ -201,6 +206,27 @@ class ExplainPanel(QWidget):
         self.pending = request
         self._set_busy(True)
         self.runner.start(self.worker_factory(model, trace, request))
+
+    @staticmethod
+    def _subject_title(trace, request) -> str:
+        """'Detection 2: square 0.97', or 'GT 1: square (missed: low score) - explaining GT 1's
+        covering ROI 31, for square'."""
+        names = trace.class_names
+
+        def name(class_id):
+            return names[class_id] if 0 <= class_id < len(names) else str(class_id)
+        if request.gt is None:
+            det, k = trace["detections"], request.detection
+            return f"Detection {k}: {name(int(det['class_ids'][k]))} {float(det['scores'][k]):.2f}"
+        diagnosis = diagnosis_of(trace)
+        if diagnosis is None or not 0 <= request.gt < len(diagnosis.gt):
+            return f"GT {request.gt}"  # the worker's error says why it cannot be explained
+        verdict = diagnosis.gt[request.gt]
+        class_name = name(verdict.class_id)
+        state = ("found" if verdict.cause == "detected"
+                 else f"missed: {verdict_title(verdict.cause)}")
+        return (f"GT {request.gt}: {class_name} ({state}) — explaining "
+                f"{subject_name(trace, request.gt)}, for {class_name}")
 
     def _on_result(self, result):
         self._set_busy(False)
@@ -234,9 +260,10 @@ class ExplainPanel(QWidget):
         if trace is None or "input" not in trace:
             return None
         image = trace.image
-        if self.saliency is None or self.detection is None:
+        if self.saliency is None or self.subject is None:
             return np.asarray(image)[..., :3]
-        box = trace["detections"]["boxes"][self.detection]
+        kind, index = self.subject
+        box = trace["detections" if kind == "detection" else "gt"]["boxes"][index]
         return overlay(image, self.saliency, self.opacity.value() / 100.0, box=box)
 
     def _render(self, *_):
