@@ -325,22 +325,48 @@ def recompute_batchnorm_statistics(trainer: "MaskRCNNTrainer", batches) -> int:
     after training from scratch they differ enough from the final weights' statistics that
     inference (which uses them) falls apart. Averaging the batch statistics of the final
     weights over a few hundred images ("precise BN", Wu & Johnson 2021) removes that gap.
-    Runs the training graph eagerly with training=True; no weight changes. Returns the number
-    of batches used (0 when no BatchNorm trains).
+    Runs the training graph with training=True and every such BatchNorm's momentum at 0, so
+    after each batch its moving values ARE that batch's statistics; they are summed here and
+    the averages assigned at the end. The pass is one tf.function kept on the trainer (traced
+    once per run, not per epoch: eager, it took 10-20 s for 20 batches of 4 128 px images,
+    as long as 250 training steps' worth of the epoch's time). No weight changes. Returns the
+    number of batches used (0 when no BatchNorm trains).
     """
     layers = batchnorm_layers_in_training(trainer.graph)
     if not layers:
         return 0
     momenta = [layer.momentum for layer in layers]
+    saved = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in layers]
+    sums = [[np.zeros_like(mean), np.zeros_like(variance)] for mean, variance in saved]
     count = 0
     try:
+        for layer in layers:  # also while tracing: the traced graph bakes the momentum in
+            layer.momentum = 0.0
+        forward = _batch_statistics_pass(trainer)
         for batch in batches:
-            # The k-th batch enters with weight 1/(k+1): the moving value is the running mean.
-            for layer in layers:
-                layer.momentum = count / (count + 1.0)
-            trainer.graph(trainer._graph_inputs(batch), training=True)
+            forward(trainer._graph_inputs(batch))
+            for total, layer in zip(sums, layers):
+                total[0] += layer.moving_mean.numpy()
+                total[1] += layer.moving_variance.numpy()
             count += 1
     finally:
-        for layer, momentum in zip(layers, momenta):
+        for layer, momentum, (mean, variance), (mean_sum, variance_sum) in zip(
+                layers, momenta, saved, sums):
             layer.momentum = momentum
+            if count:
+                mean, variance = mean_sum / count, variance_sum / count
+            layer.moving_mean.assign(mean)
+            layer.moving_variance.assign(variance)
     return count
+
+
+def _batch_statistics_pass(trainer):
+    """tf.function running ``trainer.graph`` with training=True (cached on the trainer)."""
+    forward = getattr(trainer, "_batch_statistics_fn", None)
+    if forward is None:
+        @tf.function
+        def forward(inputs):
+            trainer.graph(inputs, training=True)
+
+        trainer._batch_statistics_fn = forward
+    return forward
