@@ -2,9 +2,10 @@
 
 Methods (``METHODS``):
 
-- ``gradcam``: Grad-CAM (Selvaraju et al. 2017) for one detection. S = the log of the
-  detection's class score, log softmax(logits)[class] (``target="class"``), or its mask logits
-  summed over its predicted mask (``target="mask"``); A = the activations of ``layer``. The
+- ``gradcam``: Grad-CAM (Selvaraju et al. 2017) for one detection. S = the log-odds of the
+  detection's class against the background, z_class - z_background (``target="class"``; see
+  ``mrcnn.explain_graphs``), or its mask logits summed over its predicted mask
+  (``target="mask"``); A = the activations of ``layer``. The
   gradient dS/dA flows from the heads through ROIAlign for the detection's own ROI (class) or
   box (mask), held fixed, pooled from its own pyramid level. Map = relu(sum_c dS/dA_c * A_c)
   per position (HiResCAM, Draelos & Carin 2020; ODAM, Zhao et al. 2023): one detection's gradient lives inside its ROI, and the textbook

@@ -31,7 +31,7 @@ from viewer.workers import JobRunner
 pg.setConfigOptions(imageAxisOrder="row-major")
 
 METHODS = (("Grad-CAM", "gradcam"), ("Grad-CAM++", "gradcam++"), ("D-RISE (black box)", "drise"))
-TARGETS = (("class score", "class"), ("mask logits", "mask"))
+TARGETS = (("class vs background", "class"), ("mask logits", "mask"))
 AUTO_LAYER_TEXT = "auto (detection's FPN level)"
 FPN_LAYERS = ("fpn_p2", "fpn_p3", "fpn_p4", "fpn_p5")
 DEFAULT_OPACITY = 60  # percent
