@@ -18,7 +18,8 @@ CLASSES = ("square", "circle", "triangle")
 # Three well separated shapes the demo model finds, and two overlapping squares.
 THREE = [("square", (230, 60, 60), (30, 30, 14)), ("circle", (60, 230, 60), (30, 95, 14)),
          ("triangle", (60, 60, 230), (88, 60, 16))]
-OVERLAPPING = [("square", (230, 200, 40), (50, 40, 18)), ("square", (40, 200, 230), (50, 70, 18))]
+# The second square covers the first's lower right corner: both boxes stay whole and overlap.
+OVERLAPPING = [("square", (230, 200, 40), (50, 40, 18)), ("square", (40, 200, 230), (70, 70, 18))]
 
 
 def render(shapes, thin=None):
@@ -113,14 +114,20 @@ def test_tiny_pre_nms_limit_loses_objects_at_rpn_rank():
                                 t["gt"]["boxes"][[v.index]])[0, 0] >= 0.7
 
 
-def test_min_confidence_0999_gives_low_score(model):
+def test_min_confidence_above_a_score_gives_low_score(model):
+    """DETECTION_MIN_CONFIDENCE between the lowest and the next score of the three shapes: the
+    lowest becomes low_score (with its ROI's own probability), the others stay detected."""
     _, base = diagnosed(model, THREE)
     base_scores = [base.detections[v.detection].score for v in base.gt]
-    t, d = diagnosed(demo_model(DETECTION_MIN_CONFIDENCE=0.999), THREE)
+    lowest, second = sorted(base_scores)[:2]
+    assert second > lowest, "the three scores must differ"
+    threshold = float((lowest + second) / 2)
+    t, d = diagnosed(demo_model(DETECTION_MIN_CONFIDENCE=threshold), THREE)
     for v, score in zip(d.gt, base_scores):
-        if score < 0.999:
+        if score < threshold:
             assert v.cause == "low_score" and v.stage == "heads/class_probs"
-            assert v.details["score"] < 0.999 and v.details["min_confidence"] == 0.999
+            assert v.details["score"] < threshold
+            assert v.details["min_confidence"] == pytest.approx(threshold)
             roi_probs = t["heads/class_probs"]["probs"][v.details["roi"]]
             assert v.details["score"] == pytest.approx(roi_probs[v.class_id])
         else:

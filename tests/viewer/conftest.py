@@ -19,8 +19,10 @@ def fake_trace():
 
 
 @pytest.fixture(scope="session")
-def trace_file(fake_trace, tmp_path_factory):
-    return fake_trace.save(tmp_path_factory.mktemp("traces") / "fake.npz")
+def trace_file(tmp_path_factory):
+    # A fresh copy, not the shared fake_trace: a test that hands fake_trace to the window (as a
+    # worker's result for "x.png") may have stamped its meta before this fixture first runs.
+    return make_fake_trace().save(tmp_path_factory.mktemp("traces") / "fake.npz")
 
 
 @pytest.fixture
