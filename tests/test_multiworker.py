@@ -86,9 +86,13 @@ def test_two_workers_equal_one_process_and_only_the_chief_writes(tmp_path):
     reference = [e for e in _events(out) if e["event"] == "step"]
     steps = [e for e in chief if e["event"] == "step"]
     assert len(steps) == len(reference) == 3
+    # Two replicas sum their gradients in another order than one process does: after two
+    # updates the losses differ in the fifth digit (1.6e-5 relative seen), far below what a
+    # wrong reduction (a sum instead of a mean: twice the step) would give; the losses move
+    # 15-25% per step here.
     for got, want in zip(steps, reference):
         for name in LOSSES:
-            np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6,
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-6,
                                        err_msg=f"step {want['step']} {name}")
     assert steps[0]["loss"] != steps[2]["loss"]  # it trained: the losses moved
 
