@@ -5,12 +5,13 @@ Methods (``METHODS``):
 - ``gradcam``: Grad-CAM (Selvaraju et al. 2017) for one detection. S = the log-odds of the
   detection's class against the background, z_class - z_background (``target="class"``; see
   ``mrcnn.explain_graphs``), or its mask logits summed over its predicted mask
-  (``target="mask"``); A = the activations of ``layer``. The
-  gradient dS/dA flows from the heads through ROIAlign for the detection's own ROI (class) or
-  box (mask), held fixed, pooled from its own pyramid level. Map = relu(sum_c dS/dA_c * A_c)
-  per position (HiResCAM, Draelos & Carin 2020; ODAM, Zhao et al. 2023): one detection's gradient lives inside its ROI, and the textbook
-  channel weights (the gradient averaged over the whole map) spread it back over every object
-  with similar features - on held-out Shapes that form points inside the box 3.7% of the time.
+  (``target="mask"``); A = the activations of ``layer``. The gradient dS/dA flows from the
+  heads through ROIAlign for the detection's own ROI (class) or box (mask), held fixed, pooled
+  from its own pyramid level. Map = relu(sum_c dS/dA_c * A_c) per position (HiResCAM, Draelos
+  & Carin 2020; ODAM, Zhao et al. 2023): one detection's gradient lives inside its ROI, and the
+  textbook channel weights (the gradient averaged over the whole map) spread it back over every
+  object with similar features - on held-out Shapes that form points inside the box 3.7% of the
+  time.
   It stays available as ``gradcam-pooled``.
 - ``gradcam++``: the same with Grad-CAM++ weights (Chattopadhay et al. 2018), which weight
   positive gradients per position; ``gradcam++-pooled`` sums them per channel as published.
@@ -127,7 +128,7 @@ def gt_target(trace, gt):
     one_hot[class_id] = 1.0
     return DetectionTarget(index=int(gt), class_id=class_id, roi=normalized[0],
                            box=normalized[1], class_probs=one_hot, mask=None,
-                           box_pixels=np.asarray(gt_box), name=subject_name(trace, gt))
+                           box_pixels=np.asarray(gt_box), name=subject_name(gt, kind, row))
 
 
 def pooled_level(box, molded_shape) -> int:

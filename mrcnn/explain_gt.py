@@ -34,12 +34,16 @@ HEAD_CAUSES = ("background", "wrong_class", "low_score", "box_regression", "dete
 def gt_subject(trace, gt) -> tuple[str, int]:
     """``("detection", k)``, ``("roi", row)`` (a post-NMS ROI) or ``("gt_box", g)``: what GT
     object ``gt`` of ``trace`` is explained through (see the module docstring)."""
-    verdict = gt_verdict(trace, gt)
+    return subject_of_verdict(gt_verdict(trace, gt))
+
+
+def subject_of_verdict(verdict) -> tuple[str, int]:
+    """``gt_subject`` of a diagnosis verdict already at hand (``mrcnn.diagnose.GTVerdict``)."""
     if verdict.detection >= 0:
         return "detection", int(verdict.detection)
     if verdict.cause in HEAD_CAUSES and int(verdict.details.get("roi", -1)) >= 0:
         return "roi", int(verdict.details["roi"])
-    return "gt_box", int(gt)
+    return "gt_box", int(verdict.index)
 
 
 def gt_verdict(trace, gt):
@@ -59,9 +63,8 @@ def gt_verdict(trace, gt):
     return diagnosis.gt[int(gt)]
 
 
-def subject_name(trace, gt) -> str:
-    """How messages and the viewer call what GT object ``gt`` is explained through."""
-    kind, row = gt_subject(trace, gt)
+def subject_name(gt, kind, row) -> str:
+    """How messages and the viewer call subject (``kind``, ``row``) of GT object ``gt``."""
     if kind == "detection":
         return f"detection {row}, which found GT {gt}"
     if kind == "roi":

@@ -82,7 +82,7 @@ def test_found_gt_is_its_detections_map(model, traced):
     k = gt_verdict(image_trace, g).detection
     np.testing.assert_array_equal(explain(model, image, gt=g, trace=image_trace),
                                   explain(model, image, k, trace=image_trace))
-    assert subject_name(image_trace, g) == f"detection {k}, which found GT {g}"
+    assert subject_name(g, *gt_subject(image_trace, g)) == f"detection {k}, which found GT {g}"
 
 
 def test_head_miss_uses_the_covering_roi_and_the_gt_class(model, traced):

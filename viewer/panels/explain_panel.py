@@ -22,7 +22,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
-from mrcnn.explain_gt import subject_name
+from mrcnn.explain_gt import subject_name, subject_of_verdict
 from mrcnn.explain_render import overlay, save_png
 from viewer.diagnosis_view import diagnosis_of, verdict_title
 from viewer.explain_worker import AUTO_LAYER, ExplainRequest, ExplainWorker
@@ -225,8 +225,8 @@ class ExplainPanel(QWidget):
         class_name = name(verdict.class_id)
         state = ("found" if verdict.cause == "detected"
                  else f"missed: {verdict_title(verdict.cause)}")
-        return (f"GT {request.gt}: {class_name} ({state}) — explaining "
-                f"{subject_name(trace, request.gt)}, for {class_name}")
+        how = subject_name(request.gt, *subject_of_verdict(verdict))
+        return f"GT {request.gt}: {class_name} ({state}) — explaining {how}, for {class_name}"
 
     def _on_result(self, result):
         self._set_busy(False)
